@@ -1,0 +1,30 @@
+// Package rawevents is an event store for Go in which every fact is kept as
+// an immutable event and every answer is derived from events.
+//
+// A Store appends events to streams with optimistic concurrency, reads
+// streams forwards and backwards, reads the global log in pages, and follows
+// it as it grows. It runs on a driver: driver/sqlite (embedded, one file,
+// the default) or driver/postgres (pgx v5). Both pass the same conformance
+// suite (package storetest).
+//
+// Guarantees, on every driver:
+//
+//   - An acknowledged append is durable: SQLite runs with synchronous=FULL,
+//     PostgreSQL with synchronous commit.
+//   - Events are immutable; the database itself rejects UPDATE and DELETE.
+//   - An append with the wrong expected version fails with an
+//     *event.ConcurrencyError and stores nothing.
+//   - Re-appending the same event ids with the same content is idempotent.
+//   - Readers of the global log never skip an event: positions are
+//     returned in order and a position is only passed once nothing below it
+//     can still commit.
+//
+// The usual shape of a program:
+//
+//	d, err := sqlite.Open("app.db", nil)     // or postgres.Open(ctx, url, nil)
+//	_, err = d.Migrate(ctx)                  // once, at start
+//	store, err := rawevents.NewStore(ctx, d, nil)
+//	res, err := store.Append(ctx, "order-42", event.NoStream,
+//		event.Proposed{Type: "order.placed", Data: []byte(`{"total":12}`)})
+//	for e, err := range store.Follow(ctx, nil) { ... }
+package rawevents

@@ -1,0 +1,96 @@
+// Package driver defines the interface between rawevents and a database.
+//
+// A driver stores events and reads them back; everything a backend does not
+// need to know (validation, id generation, defaults, following the log)
+// lives in the root package. Each backend lives in a sub-package (sqlite,
+// postgres) and passes the conformance suite in package storetest.
+//
+// TTx is the backend's transaction type (*sql.Tx for SQLite, pgx.Tx for
+// PostgreSQL): AppendTx writes events inside a transaction the caller owns,
+// so events, read-model rows, checkpoints and jobs can commit together.
+package driver
+
+import (
+	"context"
+	"time"
+
+	"github.com/rawevents/rawevents/event"
+)
+
+// Driver is a database backend for the event store. Inputs are validated
+// and defaulted by the caller; a driver translates its database's errors to
+// the sentinels of package event exactly once, at this boundary.
+type Driver[TTx any] interface {
+	// Append writes events to one stream in a transaction of its own.
+	Append(ctx context.Context, params *AppendParams) (*event.AppendResult, error)
+	// AppendTx writes events inside tx. The events are visible to readers
+	// once the caller commits tx; after an error the caller must roll tx
+	// back.
+	AppendTx(ctx context.Context, tx TTx, params *AppendParams) (*event.AppendResult, error)
+	// ReadStream reads one stream's events.
+	ReadStream(ctx context.Context, params *ReadStreamParams) ([]event.Event, error)
+	// ReadAll reads the global log in position order. It never returns an
+	// event while an earlier position may still be committed (invariant 5:
+	// no skipped events).
+	ReadAll(ctx context.Context, params *ReadAllParams) ([]event.Event, error)
+	// StreamInfo describes a stream, or returns event.ErrStreamNotFound.
+	StreamInfo(ctx context.Context, streamID string) (*event.StreamInfo, error)
+	// Changed returns a channel that is closed when events may have been
+	// committed after the call. A reader that found nothing new waits on it
+	// instead of polling blindly.
+	Changed(ctx context.Context) <-chan struct{}
+	// PollInterval is how long a waiting reader may sleep without a
+	// notification before it looks again: changes the driver cannot signal
+	// (another process's transaction, say) are seen within it.
+	PollInterval() time.Duration
+	// Migrate applies the schema migrations the database lacks.
+	Migrate(ctx context.Context) (*MigrateResult, error)
+	// CheckSchema returns an *event.SchemaError unless the database is at
+	// exactly the schema version this driver knows.
+	CheckSchema(ctx context.Context) error
+	// SupportsListenNotify reports whether Changed is fed by the database
+	// itself, across processes, rather than only by appends of this
+	// process.
+	SupportsListenNotify() bool
+	// Close releases what the driver opened. Pools handed to the driver by
+	// the caller stay open.
+	Close() error
+}
+
+// AppendParams are the arguments of an append.
+type AppendParams struct {
+	StreamID string
+	Expected event.ExpectedVersion
+	// Events are complete: ids, schema versions, occurred-at and
+	// recorded-at are set, data is valid JSON. Positions and versions are
+	// assigned by the driver.
+	Events []event.Event
+}
+
+// ReadStreamParams select events of one stream.
+type ReadStreamParams struct {
+	StreamID string
+	// From is the first stream version to return, inclusive. Reading
+	// backwards, 0 means from the end.
+	From int64
+	// Backwards reads from From towards version 1.
+	Backwards bool
+	// Limit is the maximum number of events to return; it is > 0.
+	Limit int
+}
+
+// ReadAllParams select a page of the global log.
+type ReadAllParams struct {
+	// After is the position to read after (0 reads from the start).
+	After int64
+	// Limit is the maximum number of events to return; it is > 0.
+	Limit int
+}
+
+// MigrateResult says what Migrate did.
+type MigrateResult struct {
+	// Applied lists the versions applied by this call, in order.
+	Applied []int
+	// Version is the schema version after the call.
+	Version int
+}

@@ -1,0 +1,250 @@
+package sqlite
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/rawevents/rawevents/driver"
+	"github.com/rawevents/rawevents/event"
+)
+
+const eventColumns = `position, event_id, stream_id, stream_version, type, schema_version, data, metadata, occurred_at, recorded_at`
+
+// Append implements driver.Driver.
+func (d *Driver) Append(ctx context.Context, p *driver.AppendParams) (*event.AppendResult, error) {
+	tx, err := d.write.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, translate(ctx, "append", err)
+	}
+	res, err := d.append(ctx, tx, p)
+	if err != nil {
+		tx.Rollback() //nolint:errcheck // the append error is the one to report
+		return nil, err
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, translate(ctx, "append", err)
+	}
+	if !res.Duplicate && len(res.Events) > 0 {
+		d.changed.Broadcast()
+	}
+	return res, nil
+}
+
+// AppendTx implements driver.Driver. Begin tx on DB(). Readers waiting in
+// this process see the events within PollInterval of the commit.
+func (d *Driver) AppendTx(ctx context.Context, tx *sql.Tx, p *driver.AppendParams) (*event.AppendResult, error) {
+	return d.append(ctx, tx, p)
+}
+
+func (d *Driver) append(ctx context.Context, tx *sql.Tx, p *driver.AppendParams) (*event.AppendResult, error) {
+	if dup, err := findDuplicate(ctx, tx, p); err != nil || dup != nil {
+		return dup, err
+	}
+	var current int64
+	err := tx.QueryRowContext(ctx, `SELECT version FROM streams WHERE stream_id = ?`, p.StreamID).Scan(&current)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, translate(ctx, "append", err)
+	}
+	if !p.Expected.Allows(current) {
+		return nil, &event.ConcurrencyError{StreamID: p.StreamID, Expected: p.Expected, Actual: current}
+	}
+	res := &event.AppendResult{StreamID: p.StreamID, Version: current, Events: make([]event.Event, len(p.Events))}
+	if len(p.Events) == 0 {
+		return res, nil
+	}
+	var last int64
+	if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(position), 0) FROM events`).Scan(&last); err != nil {
+		return nil, translate(ctx, "append", err)
+	}
+	for i, e := range p.Events {
+		e.StreamVersion = current + int64(i) + 1
+		e.Position = last + int64(i) + 1
+		res.Events[i] = e
+	}
+	if err := insertEvents(ctx, tx, res.Events); err != nil {
+		return nil, err
+	}
+	end := res.Events[len(res.Events)-1]
+	res.Version = end.StreamVersion
+	recorded := end.RecordedAt.UnixMicro()
+	if _, err := tx.ExecContext(ctx, `INSERT INTO streams (stream_id, version, last_position, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, last_position = excluded.last_position, updated_at = excluded.updated_at`,
+		p.StreamID, end.StreamVersion, end.Position, recorded, recorded); err != nil {
+		return nil, translate(ctx, "append", err)
+	}
+	return res, nil
+}
+
+// insertChunk is how many events go in one INSERT statement: large enough
+// to amortise the statement, small enough to stay far below SQLite's limit
+// on bound parameters.
+const insertChunk = 100
+
+func insertEvents(ctx context.Context, tx *sql.Tx, events []event.Event) error {
+	const cols = 12
+	args := make([]any, 0, cols*min(len(events), insertChunk))
+	for start := 0; start < len(events); start += insertChunk {
+		chunk := events[start:min(start+insertChunk, len(events))]
+		args = args[:0]
+		for _, e := range chunk {
+			meta, err := json.Marshal(e.Metadata)
+			if err != nil {
+				return fmt.Errorf("sqlite: append: encode metadata: %w", err)
+			}
+			args = append(args, e.Position, e.ID.String(), e.StreamID, e.StreamVersion, e.Type, e.SchemaVersion,
+				string(e.Data), string(meta), nullable(e.Metadata.CorrelationID), nullable(e.Metadata.CausationID),
+				e.OccurredAt.UnixMicro(), e.RecordedAt.UnixMicro())
+		}
+		query := `INSERT INTO events (position, event_id, stream_id, stream_version, type, schema_version, data, metadata,
+			correlation_id, causation_id, occurred_at, recorded_at) VALUES ` +
+			strings.TrimSuffix(strings.Repeat("(?,?,?,?,?,?,?,?,?,?,?,?),", len(chunk)), ",")
+		if _, err := tx.ExecContext(ctx, query, args...); err != nil {
+			return translate(ctx, "append", err)
+		}
+	}
+	return nil
+}
+
+func nullable(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// findDuplicate looks the batch's ids up. None used: (nil, nil), append
+// normally. All used, by this same batch: the original result. Anything
+// else: an *event.EventIDReusedError.
+func findDuplicate(ctx context.Context, tx *sql.Tx, p *driver.AppendParams) (*event.AppendResult, error) {
+	if len(p.Events) == 0 {
+		return nil, nil
+	}
+	ids := make([]string, len(p.Events))
+	for i, e := range p.Events {
+		ids[i] = e.ID.String()
+	}
+	idsJSON, err := json.Marshal(ids)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: append: %w", err)
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT `+eventColumns+` FROM events WHERE event_id IN (SELECT value FROM json_each(?))`, string(idsJSON))
+	if err != nil {
+		return nil, translate(ctx, "append", err)
+	}
+	stored, err := scanEvents(ctx, rows)
+	if err != nil || len(stored) == 0 {
+		return nil, err
+	}
+	byID := make(map[uuid.UUID]event.Event, len(stored))
+	for _, e := range stored {
+		byID[e.ID] = e
+	}
+	res := &event.AppendResult{StreamID: p.StreamID, Duplicate: true, Events: make([]event.Event, len(p.Events))}
+	for i, want := range p.Events {
+		got, ok := byID[want.ID]
+		if !ok || !sameContent(got, want) || (i > 0 && got.StreamVersion != res.Events[i-1].StreamVersion+1) {
+			return nil, &event.EventIDReusedError{ID: want.ID}
+		}
+		res.Events[i] = got
+	}
+	res.Version = res.Events[len(res.Events)-1].StreamVersion
+	return res, nil
+}
+
+// sameContent reports whether a stored event is the one proposed again:
+// same stream, type, schema version, data bytes and metadata.
+func sameContent(stored, proposed event.Event) bool {
+	if stored.StreamID != proposed.StreamID || stored.Type != proposed.Type ||
+		stored.SchemaVersion != proposed.SchemaVersion || !bytes.Equal(stored.Data, proposed.Data) {
+		return false
+	}
+	a, errA := json.Marshal(stored.Metadata)
+	b, errB := json.Marshal(proposed.Metadata)
+	return errA == nil && errB == nil && bytes.Equal(a, b)
+}
+
+// ReadStream implements driver.Driver.
+func (d *Driver) ReadStream(ctx context.Context, p *driver.ReadStreamParams) ([]event.Event, error) {
+	query := `SELECT ` + eventColumns + ` FROM events WHERE stream_id = ? AND stream_version >= ? ORDER BY stream_version LIMIT ?`
+	from := p.From
+	if p.Backwards {
+		query = `SELECT ` + eventColumns + ` FROM events WHERE stream_id = ? AND stream_version <= ? ORDER BY stream_version DESC LIMIT ?`
+		if from == 0 {
+			from = math.MaxInt64
+		}
+	}
+	rows, err := d.read.QueryContext(ctx, query, p.StreamID, from, p.Limit)
+	if err != nil {
+		return nil, translate(ctx, "read stream", err)
+	}
+	return scanEvents(ctx, rows)
+}
+
+// ReadAll implements driver.Driver. Writes are serialised and positions are
+// assigned under the write lock, so the committed log never has a hole
+// that could still fill: a plain range read is gap-free.
+func (d *Driver) ReadAll(ctx context.Context, p *driver.ReadAllParams) ([]event.Event, error) {
+	rows, err := d.read.QueryContext(ctx, `SELECT `+eventColumns+` FROM events WHERE position > ? ORDER BY position LIMIT ?`, p.After, p.Limit)
+	if err != nil {
+		return nil, translate(ctx, "read all", err)
+	}
+	return scanEvents(ctx, rows)
+}
+
+// StreamInfo implements driver.Driver.
+func (d *Driver) StreamInfo(ctx context.Context, streamID string) (*event.StreamInfo, error) {
+	info := &event.StreamInfo{StreamID: streamID}
+	var created, updated int64
+	err := d.read.QueryRowContext(ctx, `SELECT version, last_position, created_at, updated_at FROM streams WHERE stream_id = ?`, streamID).
+		Scan(&info.Version, &info.LastPosition, &created, &updated)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("stream %q: %w", streamID, event.ErrStreamNotFound)
+	}
+	if err != nil {
+		return nil, translate(ctx, "stream info", err)
+	}
+	info.CreatedAt, info.UpdatedAt = fromMicros(created), fromMicros(updated)
+	return info, nil
+}
+
+func scanEvents(ctx context.Context, rows *sql.Rows) ([]event.Event, error) {
+	defer rows.Close()
+	var events []event.Event
+	for rows.Next() {
+		var (
+			e                  event.Event
+			id                 string
+			data, meta         []byte
+			occurred, recorded int64
+		)
+		if err := rows.Scan(&e.Position, &id, &e.StreamID, &e.StreamVersion, &e.Type, &e.SchemaVersion, &data, &meta, &occurred, &recorded); err != nil {
+			return nil, translate(ctx, "read", err)
+		}
+		var err error
+		if e.ID, err = uuid.Parse(id); err != nil {
+			return nil, fmt.Errorf("sqlite: read: event id %q: %w", id, err)
+		}
+		if err := json.Unmarshal(meta, &e.Metadata); err != nil {
+			return nil, fmt.Errorf("sqlite: read: metadata of event %s: %w", id, err)
+		}
+		e.Data = data
+		e.OccurredAt, e.RecordedAt = fromMicros(occurred), fromMicros(recorded)
+		events = append(events, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, translate(ctx, "read", err)
+	}
+	return events, nil
+}
+
+func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }

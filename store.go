@@ -1,0 +1,303 @@
+package rawevents
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"github.com/rawevents/rawevents/driver"
+	"github.com/rawevents/rawevents/event"
+)
+
+// Limits on what an append accepts. They keep identifiers indexable on
+// every backend and make a mistaken argument fail loudly.
+const (
+	// MaxStreamIDLength is the longest stream id, in bytes.
+	MaxStreamIDLength = 255
+	// MaxTypeLength is the longest event type, in bytes.
+	MaxTypeLength = 255
+	// MaxPageSize is the largest page a single read returns.
+	MaxPageSize = 10_000
+)
+
+// DefaultPageSize is the page size of reads that do not set a limit.
+const DefaultPageSize = 1_000
+
+// Config configures a Store. The zero value (or nil) is a good default.
+type Config struct {
+	// Now is the store's clock, used for recorded-at and for events without
+	// an occurred-at. Default: time.Now.
+	Now func() time.Time
+	// NewID generates event ids for events that come without one.
+	// Default: UUIDv7, so ids sort by creation time.
+	NewID func() (uuid.UUID, error)
+}
+
+func (c *Config) withDefaults() *Config {
+	out := Config{}
+	if c != nil {
+		out = *c
+	}
+	if out.Now == nil {
+		out.Now = time.Now
+	}
+	if out.NewID == nil {
+		out.NewID = uuid.NewV7
+	}
+	return &out
+}
+
+// Store is the event store: append events to streams with optimistic
+// concurrency, read streams and the global log, and follow the log as it
+// grows. It is safe for concurrent use.
+//
+// TTx is the driver's transaction type; AppendTx takes one so that events
+// commit together with whatever else the caller writes in it.
+type Store[TTx any] struct {
+	driver driver.Driver[TTx]
+	config *Config
+	closed atomic.Bool
+}
+
+// NewStore returns a Store on d. It does not migrate the database: call
+// Migrate (or run "rawevents migrate") first; NewStore checks the schema and
+// fails with an *event.SchemaError when it does not match.
+func NewStore[TTx any](ctx context.Context, d driver.Driver[TTx], config *Config) (*Store[TTx], error) {
+	if err := d.CheckSchema(ctx); err != nil {
+		return nil, err
+	}
+	return &Store[TTx]{driver: d, config: config.withDefaults()}, nil
+}
+
+// Driver returns the store's driver.
+func (s *Store[TTx]) Driver() driver.Driver[TTx] { return s.driver }
+
+// Append appends events to a stream, atomically: either all are stored or
+// none. expected is the stream version the caller's decision was based on;
+// if the stream is elsewhere the append fails with an *event.ConcurrencyError
+// and stores nothing.
+//
+// Appending events whose ids were already appended, with the same content,
+// stores nothing and returns the original result with Duplicate set. A used
+// id with different content fails with event.ErrEventIDReused.
+//
+// Appending no events stores nothing but still checks expected.
+func (s *Store[TTx]) Append(ctx context.Context, streamID string, expected event.ExpectedVersion, events ...event.Proposed) (*event.AppendResult, error) {
+	params, err := s.appendParams(ctx, streamID, expected, events)
+	if err != nil {
+		return nil, err
+	}
+	return s.driver.Append(ctx, params)
+}
+
+// AppendTx is Append inside tx. The events become visible when the caller
+// commits tx; after an error, tx must be rolled back.
+func (s *Store[TTx]) AppendTx(ctx context.Context, tx TTx, streamID string, expected event.ExpectedVersion, events ...event.Proposed) (*event.AppendResult, error) {
+	params, err := s.appendParams(ctx, streamID, expected, events)
+	if err != nil {
+		return nil, err
+	}
+	return s.driver.AppendTx(ctx, tx, params)
+}
+
+func (s *Store[TTx]) appendParams(ctx context.Context, streamID string, expected event.ExpectedVersion, proposed []event.Proposed) (*driver.AppendParams, error) {
+	if err := s.usable(ctx); err != nil {
+		return nil, err
+	}
+	if err := validateStreamID(streamID); err != nil {
+		return nil, err
+	}
+	if !expected.Valid() {
+		return nil, &event.ValidationError{Index: -1, Field: "expected_version", Reason: fmt.Sprintf("%d is not a version or a rule", expected)}
+	}
+	now := s.config.Now().UTC().Truncate(time.Microsecond)
+	events := make([]event.Event, len(proposed))
+	seen := make(map[uuid.UUID]struct{}, len(proposed))
+	for i, p := range proposed {
+		e, err := s.complete(i, p, now)
+		if err != nil {
+			return nil, err
+		}
+		if _, dup := seen[e.ID]; dup {
+			return nil, &event.ValidationError{Index: i, Field: "id", Reason: "appears twice in the batch"}
+		}
+		seen[e.ID] = struct{}{}
+		e.StreamID = streamID
+		events[i] = e
+	}
+	return &driver.AppendParams{StreamID: streamID, Expected: expected, Events: events}, nil
+}
+
+func (s *Store[TTx]) complete(i int, p event.Proposed, now time.Time) (event.Event, error) {
+	invalid := func(field, reason string) (event.Event, error) {
+		return event.Event{}, &event.ValidationError{Index: i, Field: field, Reason: reason}
+	}
+	switch {
+	case p.Type == "":
+		return invalid("type", "is empty")
+	case len(p.Type) > MaxTypeLength:
+		return invalid("type", fmt.Sprintf("is longer than %d bytes", MaxTypeLength))
+	case !utf8.ValidString(p.Type):
+		return invalid("type", "is not valid UTF-8")
+	case p.SchemaVersion < 0:
+		return invalid("schema_version", "is negative")
+	}
+	data := p.Data
+	if len(data) == 0 {
+		data = json.RawMessage("null")
+	} else if !json.Valid(data) || !utf8.Valid(data) {
+		return invalid("data", "is not valid JSON")
+	}
+	id := p.ID
+	if id == uuid.Nil {
+		var err error
+		if id, err = s.config.NewID(); err != nil {
+			return event.Event{}, fmt.Errorf("generate event id: %w", err)
+		}
+	}
+	schemaVersion := p.SchemaVersion
+	if schemaVersion == 0 {
+		schemaVersion = 1
+	}
+	meta := p.Metadata
+	if len(meta.Extra) == 0 {
+		meta.Extra = nil // stored and read back the same way as an empty map
+	}
+	occurred := p.OccurredAt
+	if occurred.IsZero() {
+		occurred = now
+	}
+	return event.Event{
+		ID:            id,
+		Type:          p.Type,
+		SchemaVersion: schemaVersion,
+		Data:          data,
+		Metadata:      meta,
+		OccurredAt:    occurred.UTC().Truncate(time.Microsecond),
+		RecordedAt:    now,
+	}, nil
+}
+
+func validateStreamID(id string) error {
+	invalid := func(reason string) error {
+		return &event.ValidationError{Index: -1, Field: "stream_id", Reason: reason}
+	}
+	switch {
+	case id == "":
+		return invalid("is empty")
+	case len(id) > MaxStreamIDLength:
+		return invalid(fmt.Sprintf("is longer than %d bytes", MaxStreamIDLength))
+	case !utf8.ValidString(id):
+		return invalid("is not valid UTF-8")
+	}
+	return nil
+}
+
+// ReadStreamOpts select the events ReadStream returns. Nil reads forwards
+// from version 1, one default page.
+type ReadStreamOpts struct {
+	// From is the first version to return, inclusive. Forwards, 0 means 1;
+	// backwards, 0 means the last version.
+	From int64
+	// Backwards returns events from From down towards version 1.
+	Backwards bool
+	// Limit is the page size; 0 means DefaultPageSize.
+	Limit int
+}
+
+// ReadStream reads a stream's events in version order (or reverse order).
+// A stream with no events reads as empty, not as an error.
+func (s *Store[TTx]) ReadStream(ctx context.Context, streamID string, opts *ReadStreamOpts) ([]event.Event, error) {
+	if err := s.usable(ctx); err != nil {
+		return nil, err
+	}
+	if err := validateStreamID(streamID); err != nil {
+		return nil, err
+	}
+	if opts == nil {
+		opts = &ReadStreamOpts{}
+	}
+	limit, err := pageSize(opts.Limit)
+	if err != nil {
+		return nil, err
+	}
+	if opts.From < 0 {
+		return nil, &event.ValidationError{Index: -1, Field: "from", Reason: "is negative"}
+	}
+	from := opts.From
+	if from == 0 && !opts.Backwards {
+		from = 1
+	}
+	return s.driver.ReadStream(ctx, &driver.ReadStreamParams{StreamID: streamID, From: from, Backwards: opts.Backwards, Limit: limit})
+}
+
+// ReadAllOpts select a page of the global log. Nil reads the first default
+// page.
+type ReadAllOpts struct {
+	// After is the position to read after; 0 reads from the start.
+	After int64
+	// Limit is the page size; 0 means DefaultPageSize.
+	Limit int
+}
+
+// ReadAll reads a page of the global log in position order. Reading again
+// after the last returned position gives the next page; a short or empty
+// page means the reader has caught up with what is committed.
+func (s *Store[TTx]) ReadAll(ctx context.Context, opts *ReadAllOpts) ([]event.Event, error) {
+	if err := s.usable(ctx); err != nil {
+		return nil, err
+	}
+	if opts == nil {
+		opts = &ReadAllOpts{}
+	}
+	limit, err := pageSize(opts.Limit)
+	if err != nil {
+		return nil, err
+	}
+	if opts.After < 0 {
+		return nil, &event.ValidationError{Index: -1, Field: "after", Reason: "is negative"}
+	}
+	return s.driver.ReadAll(ctx, &driver.ReadAllParams{After: opts.After, Limit: limit})
+}
+
+// StreamInfo describes a stream, or fails with event.ErrStreamNotFound.
+func (s *Store[TTx]) StreamInfo(ctx context.Context, streamID string) (*event.StreamInfo, error) {
+	if err := s.usable(ctx); err != nil {
+		return nil, err
+	}
+	if err := validateStreamID(streamID); err != nil {
+		return nil, err
+	}
+	return s.driver.StreamInfo(ctx, streamID)
+}
+
+// Close closes the store and its driver. Later calls fail with
+// event.ErrClosed; closing twice is harmless.
+func (s *Store[TTx]) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	return s.driver.Close()
+}
+
+func (s *Store[TTx]) usable(ctx context.Context) error {
+	if s.closed.Load() {
+		return event.ErrClosed
+	}
+	return ctx.Err()
+}
+
+func pageSize(limit int) (int, error) {
+	switch {
+	case limit == 0:
+		return DefaultPageSize, nil
+	case limit < 0 || limit > MaxPageSize:
+		return 0, &event.ValidationError{Index: -1, Field: "limit", Reason: fmt.Sprintf("must be between 1 and %d", MaxPageSize)}
+	}
+	return limit, nil
+}
