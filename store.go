@@ -109,33 +109,51 @@ func (s *Store[TTx]) appendParams(ctx context.Context, streamID string, expected
 	if err := s.usable(ctx); err != nil {
 		return nil, err
 	}
-	if err := validateStreamID(streamID); err != nil {
+	if err := Validate(streamID, expected, proposed...); err != nil {
 		return nil, err
-	}
-	if !expected.Valid() {
-		return nil, &event.ValidationError{Index: -1, Field: "expected_version", Reason: fmt.Sprintf("%d is not a version or a rule", expected)}
 	}
 	now := s.config.Now().UTC().Truncate(time.Microsecond)
 	events := make([]event.Event, len(proposed))
-	seen := make(map[uuid.UUID]struct{}, len(proposed))
 	for i, p := range proposed {
-		e, err := s.complete(i, p, now)
+		e, err := s.complete(p, now)
 		if err != nil {
 			return nil, err
 		}
-		if _, dup := seen[e.ID]; dup {
-			return nil, &event.ValidationError{Index: i, Field: "id", Reason: "appears twice in the batch"}
-		}
-		seen[e.ID] = struct{}{}
 		e.StreamID = streamID
 		events[i] = e
 	}
 	return &driver.AppendParams{StreamID: streamID, Expected: expected, Events: events}, nil
 }
 
-func (s *Store[TTx]) complete(i int, p event.Proposed, now time.Time) (event.Event, error) {
-	invalid := func(field, reason string) (event.Event, error) {
-		return event.Event{}, &event.ValidationError{Index: i, Field: field, Reason: reason}
+// Validate checks an append's arguments the way Append does, without a
+// store: a tool can reject bad input before it opens anything. It returns
+// an *event.ValidationError for the first problem found.
+func Validate(streamID string, expected event.ExpectedVersion, events ...event.Proposed) error {
+	if err := validateStreamID(streamID); err != nil {
+		return err
+	}
+	if !expected.Valid() {
+		return &event.ValidationError{Index: -1, Field: "expected_version", Reason: fmt.Sprintf("%d is not a version or a rule", expected)}
+	}
+	seen := make(map[uuid.UUID]struct{}, len(events))
+	for i, p := range events {
+		if err := validateProposed(i, p); err != nil {
+			return err
+		}
+		if p.ID == uuid.Nil {
+			continue
+		}
+		if _, dup := seen[p.ID]; dup {
+			return &event.ValidationError{Index: i, Field: "id", Reason: "appears twice in the batch"}
+		}
+		seen[p.ID] = struct{}{}
+	}
+	return nil
+}
+
+func validateProposed(i int, p event.Proposed) error {
+	invalid := func(field, reason string) error {
+		return &event.ValidationError{Index: i, Field: field, Reason: reason}
 	}
 	switch {
 	case p.Type == "":
@@ -146,12 +164,17 @@ func (s *Store[TTx]) complete(i int, p event.Proposed, now time.Time) (event.Eve
 		return invalid("type", "is not valid UTF-8")
 	case p.SchemaVersion < 0:
 		return invalid("schema_version", "is negative")
+	case len(p.Data) > 0 && (!json.Valid(p.Data) || !utf8.Valid(p.Data)):
+		return invalid("data", "is not valid JSON")
 	}
+	return nil
+}
+
+// complete fills in what a valid proposed event leaves to the store.
+func (s *Store[TTx]) complete(p event.Proposed, now time.Time) (event.Event, error) {
 	data := p.Data
 	if len(data) == 0 {
 		data = json.RawMessage("null")
-	} else if !json.Valid(data) || !utf8.Valid(data) {
-		return invalid("data", "is not valid JSON")
 	}
 	id := p.ID
 	if id == uuid.Nil {

@@ -90,7 +90,7 @@ type ReadAllParams struct {
 // MigrateResult says what Migrate did.
 type MigrateResult struct {
 	// Applied lists the versions applied by this call, in order.
-	Applied []int
+	Applied []int `json:"applied"`
 	// Version is the schema version after the call.
-	Version int
+	Version int `json:"version"`
 }

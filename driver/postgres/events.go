@@ -1,0 +1,213 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/rawevents/rawevents/driver"
+	"github.com/rawevents/rawevents/event"
+)
+
+// Append implements driver.Driver. The append is one statement, a call of
+// append_events in its own implicit transaction: one round trip.
+func (d *Driver) Append(ctx context.Context, p *driver.AppendParams) (*event.AppendResult, error) {
+	res, err := d.append(ctx, d.pool, p, false)
+	if errors.Is(err, errIDRace) {
+		// A concurrent append of the same ids won the race on the unique
+		// index. Now that it has committed, this one is either its
+		// idempotent repeat or a real reuse; asking again tells which.
+		res, err = d.append(ctx, d.pool, p, false)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !res.Duplicate && len(res.Events) > 0 {
+		d.announce()
+	}
+	return res, nil
+}
+
+// AppendTx implements driver.Driver. Begin tx on Pool() (or any pool of the
+// same database). The NOTIFY that wakes readers is sent in tx and
+// delivered when it commits.
+func (d *Driver) AppendTx(ctx context.Context, tx pgx.Tx, p *driver.AppendParams) (*event.AppendResult, error) {
+	return d.append(ctx, tx, p, true)
+}
+
+func (d *Driver) append(ctx context.Context, q querier, p *driver.AppendParams, notify bool) (*event.AppendResult, error) {
+	n := len(p.Events)
+	var (
+		ids           = make([]uuid.UUID, n)
+		types         = make([]string, n)
+		schemaVersion = make([]int32, n)
+		data          = make([]string, n)
+		metadata      = make([]string, n)
+		correlation   = make([]*string, n)
+		causation     = make([]*string, n)
+		occurred      = make([]time.Time, n)
+	)
+	for i, e := range p.Events {
+		meta, err := json.Marshal(e.Metadata)
+		if err != nil {
+			return nil, fmt.Errorf("postgres: append: encode metadata: %w", err)
+		}
+		ids[i], types[i], schemaVersion[i] = e.ID, e.Type, int32(e.SchemaVersion)
+		data[i], metadata[i], occurred[i] = string(e.Data), string(meta), e.OccurredAt
+		correlation[i], causation[i] = nullable(e.Metadata.CorrelationID), nullable(e.Metadata.CausationID)
+	}
+	recordedAt := time.Now().UTC()
+	if n > 0 {
+		recordedAt = p.Events[0].RecordedAt
+	}
+	var (
+		duplicate                bool
+		version                  int64
+		positions, versions      []int64
+		occurredOut, recordedOut []time.Time
+	)
+	err := q.QueryRow(ctx, d.sql.appendEvents, p.StreamID, int64(p.Expected), ids, types, schemaVersion, data, metadata,
+		correlation, causation, occurred, recordedAt, notify).
+		Scan(&duplicate, &version, &positions, &versions, &occurredOut, &recordedOut)
+	if err != nil {
+		return nil, d.appendError(ctx, p, err)
+	}
+	res := &event.AppendResult{StreamID: p.StreamID, Version: version, Duplicate: duplicate, Events: make([]event.Event, n)}
+	for i, e := range p.Events {
+		e.Position, e.StreamVersion = positions[i], versions[i]
+		e.OccurredAt, e.RecordedAt = occurredOut[i].UTC(), recordedOut[i].UTC()
+		res.Events[i] = e
+	}
+	return res, nil
+}
+
+func (d *Driver) appendError(ctx context.Context, p *driver.AppendParams, err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case codeWrongVersion:
+			actual, _ := strconv.ParseInt(pgErr.Detail, 10, 64)
+			return &event.ConcurrencyError{StreamID: p.StreamID, Expected: p.Expected, Actual: actual}
+		case codeEventIDReused:
+			id, _ := uuid.Parse(pgErr.Detail)
+			return &event.EventIDReusedError{ID: id}
+		case codeUniqueViolated:
+			switch pgErr.ConstraintName {
+			case "events_stream_version_key":
+				return &event.ConcurrencyError{StreamID: p.StreamID, Expected: p.Expected, Actual: -1}
+			case "events_event_id_key":
+				return errIDRace
+			}
+		}
+	}
+	return translate(ctx, "append", err)
+}
+
+// errIDRace is a concurrent append of the same event id winning the race
+// to the unique index: either an idempotent repeat or a real reuse.
+var errIDRace = fmt.Errorf("postgres: append: a concurrent append used the same event id: %w", event.ErrEventIDReused)
+
+func nullable(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+// ReadStream implements driver.Driver.
+func (d *Driver) ReadStream(ctx context.Context, p *driver.ReadStreamParams) ([]event.Event, error) {
+	query, from := d.sql.readStream, p.From
+	if p.Backwards {
+		query = d.sql.readStreamBack
+		if from == 0 {
+			from = math.MaxInt64
+		}
+	}
+	rows, err := d.pool.Query(ctx, query, p.StreamID, from, p.Limit)
+	if err != nil {
+		return nil, translate(ctx, "read stream", err)
+	}
+	return scanEvents(ctx, rows)
+}
+
+// ReadAll implements driver.Driver; see the package documentation for why
+// it never skips a position that may still commit.
+func (d *Driver) ReadAll(ctx context.Context, p *driver.ReadAllParams) ([]event.Event, error) {
+	rows, err := d.pool.Query(ctx, d.sql.readAll, p.After, p.Limit)
+	if err != nil {
+		return nil, translate(ctx, "read all", err)
+	}
+	events, err := scanEvents(ctx, rows)
+	if err != nil || contiguous(p.After, events) {
+		return events, err
+	}
+	// A hole: a transaction may still commit into it. Read again up to the
+	// stable position, in statements that start after it was computed.
+	var stable int64
+	if err := d.pool.QueryRow(ctx, d.sql.stablePosition).Scan(&stable); err != nil {
+		return nil, translate(ctx, "read all", err)
+	}
+	if stable <= p.After {
+		return nil, nil
+	}
+	rows, err = d.pool.Query(ctx, d.sql.readAllBounded, p.After, p.Limit, stable)
+	if err != nil {
+		return nil, translate(ctx, "read all", err)
+	}
+	return scanEvents(ctx, rows)
+}
+
+// contiguous reports whether events hold exactly the positions after+1,
+// after+2, ...: committed, with no hole a writer could still fill.
+func contiguous(after int64, events []event.Event) bool {
+	for i, e := range events {
+		if e.Position != after+int64(i)+1 {
+			return false
+		}
+	}
+	return true
+}
+
+// StreamInfo implements driver.Driver.
+func (d *Driver) StreamInfo(ctx context.Context, streamID string) (*event.StreamInfo, error) {
+	info := &event.StreamInfo{StreamID: streamID}
+	err := d.pool.QueryRow(ctx, d.sql.streamInfo, streamID).Scan(&info.Version, &info.LastPosition, &info.CreatedAt, &info.UpdatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("stream %q: %w", streamID, event.ErrStreamNotFound)
+	}
+	if err != nil {
+		return nil, translate(ctx, "stream info", err)
+	}
+	info.CreatedAt, info.UpdatedAt = info.CreatedAt.UTC(), info.UpdatedAt.UTC()
+	return info, nil
+}
+
+func scanEvents(ctx context.Context, rows pgx.Rows) ([]event.Event, error) {
+	defer rows.Close()
+	var events []event.Event
+	for rows.Next() {
+		var e event.Event
+		var data, meta []byte
+		if err := rows.Scan(&e.Position, &e.ID, &e.StreamID, &e.StreamVersion, &e.Type, &e.SchemaVersion, &data, &meta, &e.OccurredAt, &e.RecordedAt); err != nil {
+			return nil, translate(ctx, "read", err)
+		}
+		if err := json.Unmarshal(meta, &e.Metadata); err != nil {
+			return nil, fmt.Errorf("postgres: read: metadata of event %s: %w", e.ID, err)
+		}
+		e.Data = data
+		e.OccurredAt, e.RecordedAt = e.OccurredAt.UTC(), e.RecordedAt.UTC()
+		events = append(events, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, translate(ctx, "read", err)
+	}
+	return events, nil
+}

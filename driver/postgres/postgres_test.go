@@ -1,0 +1,107 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/rawevents/rawevents"
+	"github.com/rawevents/rawevents/driver/postgres"
+	"github.com/rawevents/rawevents/event"
+	"github.com/rawevents/rawevents/internal/pgtest"
+	"github.com/rawevents/rawevents/storetest"
+)
+
+type testBundle struct {
+	pool   *pgxpool.Pool
+	driver *postgres.Driver
+	store  *rawevents.Store[pgx.Tx]
+	schema string
+}
+
+func setup(t *testing.T) *testBundle {
+	t.Helper()
+	ctx := context.Background()
+	pool := pgtest.Pool(t)
+	schema := pgtest.Schema(t, pool)
+	d, err := postgres.New(pool, &postgres.Config{Schema: schema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	if _, err := d.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	store, err := rawevents.NewStore(ctx, d, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &testBundle{pool: pool, driver: d, store: store, schema: schema}
+}
+
+func TestConformance(t *testing.T) {
+	t.Parallel()
+	storetest.Run(t, func(t *testing.T) *storetest.Harness[pgx.Tx] {
+		b := setup(t)
+		return &storetest.Harness[pgx.Tx]{
+			Store:        b.store,
+			Begin:        func(ctx context.Context) (pgx.Tx, error) { return b.pool.Begin(ctx) },
+			Commit:       func(ctx context.Context, tx pgx.Tx) error { return tx.Commit(ctx) },
+			Rollback:     func(ctx context.Context, tx pgx.Tx) error { return tx.Rollback(ctx) },
+			ConcurrentTx: true,
+			Exec: func(ctx context.Context, query string) error {
+				_, err := b.pool.Exec(ctx, strings.ReplaceAll(query, "{events}", b.schema+".events"))
+				return err
+			},
+		}
+	})
+}
+
+func TestSchemaVersions(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := pgtest.Pool(t)
+	schema := pgtest.Schema(t, pool)
+	d, err := postgres.New(pool, &postgres.Config{Schema: schema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+
+	if _, err := rawevents.NewStore(ctx, d, nil); !errors.Is(err, event.ErrSchemaOutdated) {
+		t.Fatalf("new store on an empty schema: err = %v, want ErrSchemaOutdated", err)
+	}
+	res, err := d.Migrate(ctx)
+	if err != nil || len(res.Applied) == 0 {
+		t.Fatalf("migrate: %+v, %v", res, err)
+	}
+	again, err := d.Migrate(ctx)
+	if err != nil || len(again.Applied) != 0 || again.Version != res.Version {
+		t.Fatalf("second migrate applied %v (err %v), want nothing", again.Applied, err)
+	}
+	if _, err := pool.Exec(ctx, `INSERT INTO `+schema+`.rawevents_migrations (version, name) VALUES (999, 'future')`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rawevents.NewStore(ctx, d, nil); !errors.Is(err, event.ErrSchemaTooNew) {
+		t.Fatalf("newer schema: err = %v, want ErrSchemaTooNew", err)
+	}
+	if _, err := d.Migrate(ctx); !errors.Is(err, event.ErrSchemaTooNew) {
+		t.Fatalf("migrate on a newer schema: err = %v", err)
+	}
+}
+
+func TestBadConfig(t *testing.T) {
+	t.Parallel()
+	for _, schema := range []string{"Upper", "semi;colon", "1starts_with_digit", strings.Repeat("s", 49)} {
+		if _, err := postgres.New(nil, &postgres.Config{Schema: schema}); err == nil {
+			t.Errorf("schema %q accepted", schema)
+		}
+	}
+	if _, err := postgres.Open(context.Background(), "postgres://127.0.0.1:1/none?schema=Bad-Name", nil); err == nil || !strings.Contains(err.Error(), "schema") {
+		t.Errorf("a bad schema in the URL: err = %v", err)
+	}
+}

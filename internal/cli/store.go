@@ -1,0 +1,79 @@
+package cli
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"iter"
+	"os"
+	"strings"
+
+	"github.com/rawevents/rawevents"
+	"github.com/rawevents/rawevents/driver"
+	"github.com/rawevents/rawevents/driver/postgres"
+	"github.com/rawevents/rawevents/driver/sqlite"
+	"github.com/rawevents/rawevents/event"
+)
+
+// Store is the part of rawevents.Store the commands use. rawevents.Store is
+// generic over its driver's transaction type; this interface strips the
+// type parameter so one command works on every backend.
+type Store interface {
+	Append(ctx context.Context, streamID string, expected event.ExpectedVersion, events ...event.Proposed) (*event.AppendResult, error)
+	ReadStream(ctx context.Context, streamID string, opts *rawevents.ReadStreamOpts) ([]event.Event, error)
+	ReadAll(ctx context.Context, opts *rawevents.ReadAllOpts) ([]event.Event, error)
+	Follow(ctx context.Context, opts *rawevents.FollowOpts) iter.Seq2[event.Event, error]
+	StreamInfo(ctx context.Context, streamID string) (*event.StreamInfo, error)
+	Close() error
+}
+
+var _ Store = (*rawevents.Store[*sql.Tx])(nil)
+
+// openStore opens the store named by --store: a postgres:// or
+// postgresql:// URL is a PostgreSQL database, anything else the path of a
+// SQLite file, created if missing when create is set (commands that only
+// read refuse a missing file rather than leave an empty one behind). Unlike the library, the CLI migrates on
+// open, so the first command against a new file just works; the result says
+// what the migration did. The caller closes the store.
+func openStore(ctx context.Context, dsn string, create bool) (Store, *driver.MigrateResult, error) {
+	lower := strings.ToLower(dsn)
+	if strings.HasPrefix(lower, "postgres://") || strings.HasPrefix(lower, "postgresql://") {
+		return openPostgres(ctx, dsn)
+	}
+	if !create {
+		if _, err := os.Stat(dsn); errors.Is(err, fs.ErrNotExist) {
+			return nil, nil, fmt.Errorf("no store at %s (the first append creates it)", dsn)
+		}
+	}
+	d, err := sqlite.Open(dsn, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	return migrateAndOpen(ctx, d)
+}
+
+// openPostgres opens a PostgreSQL store. A "schema" query parameter in the
+// URL picks the schema (default "rawevents").
+func openPostgres(ctx context.Context, dsn string) (Store, *driver.MigrateResult, error) {
+	d, err := postgres.Open(ctx, dsn, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	return migrateAndOpen(ctx, d)
+}
+
+// migrateAndOpen migrates d and returns a store on it, closing d if either
+// step fails.
+func migrateAndOpen[TTx any](ctx context.Context, d driver.Driver[TTx]) (Store, *driver.MigrateResult, error) {
+	migrated, err := d.Migrate(ctx)
+	if err != nil {
+		return nil, nil, errors.Join(err, d.Close())
+	}
+	s, err := rawevents.NewStore(ctx, d, nil)
+	if err != nil {
+		return nil, nil, errors.Join(err, d.Close())
+	}
+	return s, migrated, nil
+}
