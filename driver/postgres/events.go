@@ -75,7 +75,7 @@ func (d *Driver) append(ctx context.Context, q querier, p *driver.AppendParams, 
 		occurredOut, recordedOut []time.Time
 	)
 	err := q.QueryRow(ctx, d.sql.appendEvents, p.StreamID, int64(p.Expected), ids, types, schemaVersion, data, metadata,
-		correlation, causation, occurred, recordedAt, notify).
+		correlation, causation, occurred, recordedAt, notify, d.config.AsyncCommit).
 		Scan(&duplicate, &version, &positions, &versions, &occurredOut, &recordedOut)
 	if err != nil {
 		return nil, d.appendError(ctx, p, err)

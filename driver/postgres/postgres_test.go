@@ -105,3 +105,46 @@ func TestBadConfig(t *testing.T) {
 		t.Errorf("a bad schema in the URL: err = %v", err)
 	}
 }
+
+// TestAppendCommitsSynchronously checks invariant 1 on a session that
+// turned synchronous commit off: the append turns it back on for its
+// transaction, unless the driver was configured with AsyncCommit.
+func TestAppendCommitsSynchronously(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, tt := range []struct {
+		async bool
+		want  string
+	}{{false, "on"}, {true, "off"}} {
+		b := setup(t)
+		d, err := postgres.New(b.pool, &postgres.Config{Schema: b.schema, AsyncCommit: tt.async})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		store, err := rawevents.NewStore(ctx, d, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tx, err := b.pool.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := store.AppendTx(ctx, tx, "s", event.Any, event.Proposed{Type: "t"}); err != nil {
+			t.Fatal(err)
+		}
+		var got string
+		if err := tx.QueryRow(ctx, `SHOW synchronous_commit`).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got != tt.want {
+			t.Errorf("AsyncCommit %v: the append's transaction commits with synchronous_commit %s, want %s", tt.async, got, tt.want)
+		}
+		if err := tx.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -60,7 +60,8 @@ CREATE FUNCTION {schema}.append_events(
     p_causation_ids   text[],
     p_occurred_at     timestamptz[],
     p_recorded_at     timestamptz,
-    p_notify          boolean
+    p_notify          boolean,
+    p_async_commit    boolean -- the documented opt-in to synchronous_commit = off
 ) RETURNS TABLE (
     r_duplicate   boolean,
     r_version     bigint,
@@ -125,6 +126,14 @@ BEGIN
     IF n = 0 THEN
         RETURN QUERY SELECT false, cur, '{}'::bigint[], '{}'::bigint[], '{}'::timestamptz[], '{}'::timestamptz[];
         RETURN;
+    END IF;
+
+    -- Acknowledged means durable: a session or server that turned
+    -- synchronous commit off does not weaken appends, unless asked to.
+    IF p_async_commit THEN
+        PERFORM set_config('synchronous_commit', 'off', true);
+    ELSIF current_setting('synchronous_commit') = 'off' THEN
+        PERFORM set_config('synchronous_commit', 'on', true);
     END IF;
 
     -- Announce the lowest position this transaction can be given, then
