@@ -40,6 +40,7 @@ type ConcurrencyError struct {
 	Actual int64
 }
 
+// Error describes the failure in one line.
 func (e *ConcurrencyError) Error() string {
 	if e.Actual < 0 {
 		return fmt.Sprintf("stream %q: %v: expected %v, another writer appended first", e.StreamID, ErrConcurrency, e.Expected)
@@ -61,6 +62,7 @@ type ValidationError struct {
 	Reason string
 }
 
+// Error describes the failure in one line.
 func (e *ValidationError) Error() string {
 	if e.Index < 0 {
 		return fmt.Sprintf("%v: %s %s", ErrInvalidEvent, e.Field, e.Reason)
@@ -77,6 +79,7 @@ type EventIDReusedError struct {
 	ID uuid.UUID
 }
 
+// Error describes the failure in one line.
 func (e *EventIDReusedError) Error() string {
 	return fmt.Sprintf("event %s: %v", e.ID, ErrEventIDReused)
 }
@@ -93,6 +96,7 @@ type SchemaError struct {
 	Known int
 }
 
+// Error describes the failure in one line.
 func (e *SchemaError) Error() string {
 	if e.Database > e.Known {
 		return fmt.Sprintf("%v: database is at schema version %d, this binary knows up to %d; upgrade rawevents", ErrSchemaTooNew, e.Database, e.Known)

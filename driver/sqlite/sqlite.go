@@ -174,12 +174,12 @@ func (d *Driver) Migrate(ctx context.Context) (*driver.MigrateResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	latest := migration.Latest(d.migrations)
-	if current > latest {
-		return nil, &event.SchemaError{Database: current, Known: latest}
+	pending, err := migration.Pending(current, d.migrations)
+	if err != nil {
+		return nil, err
 	}
 	result := &driver.MigrateResult{Version: current}
-	for _, m := range d.migrations[current:] {
+	for _, m := range pending {
 		if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
 			return nil, fmt.Errorf("sqlite: migration %d (%s): %w", m.Version, m.Name, err)
 		}
@@ -202,10 +202,7 @@ func (d *Driver) CheckSchema(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if latest := migration.Latest(d.migrations); current != latest {
-		return &event.SchemaError{Database: current, Known: latest}
-	}
-	return nil
+	return migration.Check(current, d.migrations)
 }
 
 type querier interface {

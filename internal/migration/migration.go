@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/rawevents/rawevents/event"
 )
 
 // Migration is one versioned SQL script.
@@ -57,4 +59,23 @@ func Latest(migrations []Migration) int {
 		return 0
 	}
 	return migrations[len(migrations)-1].Version
+}
+
+// Check returns an *event.SchemaError unless a database at version current
+// is exactly at the latest of migrations.
+func Check(current int, migrations []Migration) error {
+	if latest := Latest(migrations); current != latest {
+		return &event.SchemaError{Database: current, Known: latest}
+	}
+	return nil
+}
+
+// Pending returns the migrations a database at version current lacks, in
+// order. A database newer than every migration is an *event.SchemaError:
+// a binary never touches a schema it does not know.
+func Pending(current int, migrations []Migration) ([]Migration, error) {
+	if latest := Latest(migrations); current > latest {
+		return nil, &event.SchemaError{Database: current, Known: latest}
+	}
+	return migrations[current:], nil
 }
