@@ -341,9 +341,11 @@ func (d *Driver) runNotifier() {
 		case <-d.stopped.Done():
 			return
 		case <-d.notify:
-			// A failed NOTIFY only delays other processes' readers until
-			// their poll interval.
-			_, _ = d.pool.Exec(d.stopped, `SELECT pg_notify($1, '')`, d.sql.channel)
+			// NOTIFY assigns a transaction id, so its commit would wait
+			// for an fsync while holding the notify lock; nothing in it
+			// needs to be durable. A failed NOTIFY only delays other
+			// processes' readers until their poll interval.
+			_, _ = d.pool.Exec(d.stopped, `SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, '')`, d.sql.channel)
 		}
 	}
 }

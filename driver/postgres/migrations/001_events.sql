@@ -83,23 +83,28 @@ BEGIN
     -- Idempotency: the same ids with the same content, in the same order,
     -- return the original result whatever the expected version.
     IF n > 0 THEN
-        SELECT count(*),
-               count(*) FILTER (WHERE e.stream_id = p_stream_id AND e.type = u.type
+        -- EXECUTE plans the lookup afresh each time: plpgsql would keep
+        -- the plan of a connection's first call for its whole life, and a
+        -- plan made while the table was small (a sequential scan) would
+        -- get slower as the log grows.
+        EXECUTE 'SELECT count(*),
+               count(*) FILTER (WHERE e.stream_id = $1 AND e.type = u.type
                    AND e.schema_version = u.schema_version AND e.data::text = u.data::text
                    AND e.metadata = u.metadata),
                coalesce(max(e.stream_version - u.ord) = min(e.stream_version - u.ord), true),
                (array_agg(e.event_id ORDER BY u.ord))[1]
+          FROM unnest($2, $3, $4, $5, $6) WITH ORDINALITY AS u(id, type, schema_version, data, metadata, ord)
+          JOIN {schema}.events e ON e.event_id = u.id'
           INTO n_found, n_same, in_order, reused
-          FROM unnest(p_ids, p_types, p_schema_versions, p_data, p_metadata)
-               WITH ORDINALITY AS u(id, type, schema_version, data, metadata, ord)
-          JOIN {schema}.events e ON e.event_id = u.id;
+          USING p_stream_id, p_ids, p_types, p_schema_versions, p_data, p_metadata;
         IF n_found = n AND n_same = n AND in_order THEN
-            RETURN QUERY
-                SELECT true, max(e.stream_version), array_agg(e.position ORDER BY u.ord),
-                       array_agg(e.stream_version ORDER BY u.ord), array_agg(e.occurred_at ORDER BY u.ord),
-                       array_agg(e.recorded_at ORDER BY u.ord)
-                  FROM unnest(p_ids) WITH ORDINALITY AS u(id, ord)
-                  JOIN {schema}.events e ON e.event_id = u.id;
+            RETURN QUERY EXECUTE
+                'SELECT true, max(e.stream_version), array_agg(e.position ORDER BY u.ord),
+                        array_agg(e.stream_version ORDER BY u.ord), array_agg(e.occurred_at ORDER BY u.ord),
+                        array_agg(e.recorded_at ORDER BY u.ord)
+                   FROM unnest($1) WITH ORDINALITY AS u(id, ord)
+                   JOIN {schema}.events e ON e.event_id = u.id'
+                USING p_ids;
             RETURN;
         ELSIF n_found > 0 THEN
             RAISE EXCEPTION 'rawevents: event id % already used for different content', reused
