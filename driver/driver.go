@@ -14,6 +14,8 @@ import (
 	"context"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/rawevents/rawevents/event"
 )
 
@@ -27,6 +29,13 @@ type Driver[TTx any] interface {
 	// once the caller commits tx; after an error the caller must roll tx
 	// back.
 	AppendTx(ctx context.Context, tx TTx, params *AppendParams) (*event.AppendResult, error)
+	// InTx runs fn in a transaction of the driver's own and commits it if
+	// fn returns nil (rolls it back otherwise). Readers waiting in this
+	// process are woken after the commit.
+	InTx(ctx context.Context, fn func(tx TTx) error) error
+	// LookupTx returns the stored events among ids, in no particular order,
+	// reading inside tx.
+	LookupTx(ctx context.Context, tx TTx, ids []uuid.UUID) ([]event.Event, error)
 	// ReadStream reads one stream's events.
 	ReadStream(ctx context.Context, params *ReadStreamParams) ([]event.Event, error)
 	// ReadAll reads the global log in position order. It never returns an

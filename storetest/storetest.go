@@ -67,6 +67,8 @@ func Run[TTx any](t *testing.T, newHarness Factory[TTx]) {
 		{"GapFreeTail", testGapFreeTail[TTx]},
 		{"WaitForPosition", testWaitForPosition[TTx]},
 		{"Follow", testFollow[TTx]},
+		{"AppendIfAbsent", testAppendIfAbsent[TTx]},
+		{"AppendIfAbsentConcurrent", testAppendIfAbsentConcurrent[TTx]},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

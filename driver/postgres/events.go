@@ -40,7 +40,44 @@ func (d *Driver) Append(ctx context.Context, p *driver.AppendParams) (*event.App
 // same database). The NOTIFY that wakes readers is sent in tx and
 // delivered when it commits.
 func (d *Driver) AppendTx(ctx context.Context, tx pgx.Tx, p *driver.AppendParams) (*event.AppendResult, error) {
-	return d.append(ctx, tx, p, true)
+	_, own := d.ownTx.Load(tx) // InTx notifies after its commit
+	return d.append(ctx, tx, p, !own)
+}
+
+// InTx implements driver.Driver.
+func (d *Driver) InTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	tx, err := d.pool.Begin(ctx)
+	if err != nil {
+		return translate(ctx, "begin", err)
+	}
+	d.ownTx.Store(tx, struct{}{})
+	defer d.ownTx.Delete(tx)
+	if err := fn(tx); err != nil {
+		tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // fn's error is the one to report
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return translate(ctx, "commit", err)
+	}
+	d.announce()
+	return nil
+}
+
+// LookupTx implements driver.Driver. The query is planned for each call
+// (QueryExecModeExec): a plan cached while the log was small would scan it.
+func (d *Driver) LookupTx(ctx context.Context, tx pgx.Tx, ids []uuid.UUID) ([]event.Event, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	texts := make([]string, len(ids))
+	for i, id := range ids {
+		texts[i] = id.String()
+	}
+	rows, err := tx.Query(ctx, d.sql.lookup, pgx.QueryExecModeExec, texts)
+	if err != nil {
+		return nil, translate(ctx, "lookup", err)
+	}
+	return scanEvents(ctx, rows)
 }
 
 func (d *Driver) append(ctx context.Context, q querier, p *driver.AppendParams, notify bool) (*event.AppendResult, error) {

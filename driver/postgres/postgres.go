@@ -145,6 +145,7 @@ type Driver struct {
 	wg        sync.WaitGroup
 	listenMu  sync.Mutex
 	listening bool
+	ownTx     sync.Map // the pgx.Tx values begun by InTx and not yet ended
 }
 
 // sqlText holds the driver's statements with the schema filled in.
@@ -158,6 +159,7 @@ type sqlText struct {
 	readStreamBack  string
 	streamInfo      string
 	stablePosition  string
+	lookup          string
 }
 
 func newSQLText(schema string) sqlText {
@@ -178,6 +180,7 @@ func newSQLText(schema string) sqlText {
 		readStreamBack: `SELECT ` + cols + ` FROM ` + q + `.events WHERE stream_id = $1 AND stream_version <= $2 ORDER BY stream_version DESC LIMIT $3`,
 		streamInfo:     `SELECT version, last_position, created_at, updated_at FROM ` + q + `.streams WHERE stream_id = $1 AND version > 0`,
 		stablePosition: `SELECT ` + q + `.stable_position()`,
+		lookup:         `SELECT ` + cols + ` FROM ` + q + `.events WHERE event_id = ANY($1::uuid[])`,
 	}
 }
 

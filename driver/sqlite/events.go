@@ -129,19 +129,11 @@ func findDuplicate(ctx context.Context, tx *sql.Tx, p *driver.AppendParams) (*ev
 	if len(p.Events) == 0 {
 		return nil, nil
 	}
-	ids := make([]string, len(p.Events))
+	ids := make([]uuid.UUID, len(p.Events))
 	for i, e := range p.Events {
-		ids[i] = e.ID.String()
+		ids[i] = e.ID
 	}
-	idsJSON, err := json.Marshal(ids)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: append: %w", err)
-	}
-	rows, err := tx.QueryContext(ctx, `SELECT `+eventColumns+` FROM events WHERE event_id IN (SELECT value FROM json_each(?))`, string(idsJSON))
-	if err != nil {
-		return nil, translate(ctx, "append", err)
-	}
-	stored, err := scanEvents(ctx, rows)
+	stored, err := lookup(ctx, tx, ids)
 	if err != nil || len(stored) == 0 {
 		return nil, err
 	}
@@ -159,6 +151,48 @@ func findDuplicate(ctx context.Context, tx *sql.Tx, p *driver.AppendParams) (*ev
 	}
 	res.Version = res.Events[len(res.Events)-1].StreamVersion
 	return res, nil
+}
+
+// InTx implements driver.Driver. The transaction holds the write
+// connection (BEGIN IMMEDIATE) until fn returns.
+func (d *Driver) InTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := d.write.BeginTx(ctx, nil)
+	if err != nil {
+		return translate(ctx, "begin", err)
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback() //nolint:errcheck // fn's error is the one to report
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return translate(ctx, "commit", err)
+	}
+	d.changed.Broadcast()
+	return nil
+}
+
+// LookupTx implements driver.Driver.
+func (d *Driver) LookupTx(ctx context.Context, tx *sql.Tx, ids []uuid.UUID) ([]event.Event, error) {
+	return lookup(ctx, tx, ids)
+}
+
+func lookup(ctx context.Context, q querier, ids []uuid.UUID) ([]event.Event, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	texts := make([]string, len(ids))
+	for i, id := range ids {
+		texts[i] = id.String()
+	}
+	idsJSON, err := json.Marshal(texts)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: lookup: %w", err)
+	}
+	rows, err := q.QueryContext(ctx, `SELECT `+eventColumns+` FROM events WHERE event_id IN (SELECT value FROM json_each(?))`, string(idsJSON))
+	if err != nil {
+		return nil, translate(ctx, "lookup", err)
+	}
+	return scanEvents(ctx, rows)
 }
 
 // sameContent reports whether a stored event is the one proposed again:
