@@ -84,23 +84,35 @@ func (s *Store[TTx]) AppendIfAbsentTx(ctx context.Context, tx TTx, events []Stre
 	return s.appendIfAbsent(ctx, tx, prepared)
 }
 
-func (s *Store[TTx]) prepareIfAbsent(events []StreamEvent) ([]event.Event, error) {
-	now := s.config.Now().UTC().Truncate(time.Microsecond)
-	out := make([]event.Event, len(events))
+// ValidateStreamEvents checks the arguments of AppendIfAbsent the way it
+// does, without a store, so that a caller batching several requests into
+// one call can reject a bad request without failing the others.
+func ValidateStreamEvents(events []StreamEvent) error {
 	for i, se := range events {
 		if err := validateStreamID(se.StreamID); err != nil {
 			var ve *event.ValidationError
 			if errors.As(err, &ve) {
 				ve.Index = i
 			}
-			return nil, err
+			return err
 		}
 		if se.Event.ID == uuid.Nil {
-			return nil, &event.ValidationError{Index: i, Field: "id", Reason: "is required"}
+			return &event.ValidationError{Index: i, Field: "id", Reason: "is required"}
 		}
 		if err := validateProposed(i, se.Event); err != nil {
-			return nil, err
+			return err
 		}
+	}
+	return nil
+}
+
+func (s *Store[TTx]) prepareIfAbsent(events []StreamEvent) ([]event.Event, error) {
+	if err := ValidateStreamEvents(events); err != nil {
+		return nil, err
+	}
+	now := s.config.Now().UTC().Truncate(time.Microsecond)
+	out := make([]event.Event, len(events))
+	for i, se := range events {
 		e, err := s.complete(se.Event, now)
 		if err != nil {
 			return nil, err

@@ -1,0 +1,231 @@
+// Package ingest turns facts delivered by outside systems into raw events
+// in the store: the first arrow of rawevents' flow.
+//
+// A raw event is a CloudEvent kept as it arrived: its attributes and
+// extensions, its data byte for byte, its content type, and the transport
+// facts an audit needs (how and when it was received, from where, with
+// which token). It is stored as an ordinary event of the log:
+//
+//   - stream "raw:" + source, so a source's deliveries read in order;
+//   - id EventID(source, id), a UUIDv5 of the CloudEvents (source, id)
+//     pair, so that a second delivery of the same fact stores nothing and
+//     answers with the first one's position;
+//   - data the CloudEvent in the CloudEvents JSON format: "data" holds
+//     application/json payloads verbatim, "data_base64" any other payload;
+//   - occurred-at the CloudEvent's time attribute when it has one.
+//
+// An Ingester writes raw events with group commit: concurrent requests
+// share one transaction, and each request is answered once its own events
+// are durable.
+package ingest
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"mime"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	ce "github.com/cloudevents/sdk-go/v2/event"
+	"github.com/google/uuid"
+
+	"github.com/rawevents/rawevents"
+	"github.com/rawevents/rawevents/event"
+)
+
+// Namespace is the UUID namespace of raw event ids. It never changes:
+// stored ids depend on it.
+var Namespace = uuid.MustParse("6b1f3c1e-2a43-5d0e-9c5b-7a1e0f4d2c88")
+
+// MaxSourceLength is the longest source accepted, in bytes, so that the
+// stream id ("raw:" + source) stays within the store's limit.
+const MaxSourceLength = rawevents.MaxStreamIDLength - len(streamPrefix)
+
+const streamPrefix = "raw:"
+
+// EventID returns the id under which the raw event (source, id) is stored.
+func EventID(source, id string) uuid.UUID {
+	return uuid.NewSHA1(Namespace, []byte(source+"\x00"+id))
+}
+
+// StreamID returns the stream that holds a source's raw events.
+func StreamID(source string) string { return streamPrefix + source }
+
+// Transport are the facts about a delivery that an audit needs. They are
+// kept in the event's metadata (Extra), never in its data.
+type Transport struct {
+	// Mode is how the event arrived: "structured", "binary", "batch",
+	// "webhook", "backfill".
+	Mode string
+	// RemoteAddr is the client's address as the server saw it.
+	RemoteAddr string
+	// UserAgent is the client's User-Agent header.
+	UserAgent string
+	// ContentType is the Content-Type of the request that carried it.
+	ContentType string
+	// Token names the bearer token that authorised the delivery (never the
+	// secret itself).
+	Token string
+	// RequestID identifies the HTTP request, to match server logs.
+	RequestID string
+	// Verified says how the delivery was authenticated beyond the token,
+	// e.g. "hmac-sha256" for a signed webhook.
+	Verified string
+}
+
+func (t Transport) extra() map[string]string {
+	m := map[string]string{}
+	for k, v := range map[string]string{
+		"received_via": t.Mode, "remote_addr": t.RemoteAddr, "user_agent": t.UserAgent,
+		"content_type": t.ContentType, "token": t.Token, "request_id": t.RequestID, "verified": t.Verified,
+	} {
+		if v != "" {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+// Raw is a CloudEvent as received, with its transport facts.
+type Raw struct {
+	Event     ce.Event
+	Transport Transport
+}
+
+// InvalidError is a raw event that cannot be stored: which one (its index
+// in the request) and why, in words a client can act on.
+type InvalidError struct {
+	Index  int
+	Reason string
+}
+
+func (e *InvalidError) Error() string {
+	return fmt.Sprintf("event %d: %s", e.Index, e.Reason)
+}
+
+// Check validates a CloudEvent the way ingestion requires: the spec's
+// rules for version 1.0 (required id, source, specversion, type; well
+// formed optional attributes), a source short enough to name a stream,
+// and a JSON payload that is JSON when the content type says it is.
+func Check(i int, e *ce.Event) error {
+	invalid := func(format string, args ...any) error {
+		return &InvalidError{Index: i, Reason: fmt.Sprintf(format, args...)}
+	}
+	if e.SpecVersion() != ce.CloudEventsVersionV1 {
+		return invalid("specversion %q is not supported: send 1.0", e.SpecVersion())
+	}
+	if err := e.Validate(); err != nil {
+		return invalid("%s", strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", "; "))
+	}
+	if len(e.Source()) > MaxSourceLength {
+		return invalid("source is longer than %d bytes", MaxSourceLength)
+	}
+	if !utf8.ValidString(e.Source()) || !utf8.ValidString(e.ID()) || !utf8.ValidString(e.Type()) {
+		return invalid("id, source and type must be valid UTF-8")
+	}
+	if len(e.Type()) > rawevents.MaxTypeLength {
+		return invalid("type is longer than %d bytes", rawevents.MaxTypeLength)
+	}
+	if isJSON(e.DataContentType()) && len(e.Data()) > 0 && !json.Valid(e.Data()) {
+		return invalid("data is not valid JSON, but datacontenttype %q says it is", e.DataContentType())
+	}
+	return nil
+}
+
+// isJSON reports whether a payload of this content type is written as
+// inline JSON ("data") in the CloudEvents JSON format: none,
+// "application/json" or "text/json". Other types, "+json" suffixes
+// included, travel as "data_base64", byte for byte; that is also how the
+// CloudEvents SDKs read them back.
+func isJSON(contentType string) bool {
+	if contentType == "" {
+		return true
+	}
+	mediaType, _, err := mime.ParseMediaType(contentType)
+	if err != nil {
+		return false
+	}
+	return mediaType == "application/json" || mediaType == "text/json"
+}
+
+// StreamEvent returns the store event of a raw event that passed Check.
+func (r *Raw) StreamEvent(receivedAt time.Time) (rawevents.StreamEvent, error) {
+	envelope, err := Envelope(&r.Event)
+	if err != nil {
+		return rawevents.StreamEvent{}, err
+	}
+	meta := event.Metadata{
+		Origin: &event.Origin{Source: r.Event.Source(), ID: r.Event.ID()},
+		Extra:  r.Transport.extra(),
+	}
+	if tp, ok := r.Event.Extensions()["traceparent"].(string); ok {
+		meta.TraceParent = tp
+	}
+	if ts, ok := r.Event.Extensions()["tracestate"].(string); ok {
+		meta.TraceState = ts
+	}
+	occurred := r.Event.Time()
+	if occurred.IsZero() {
+		occurred = receivedAt
+	}
+	return rawevents.StreamEvent{
+		StreamID: StreamID(r.Event.Source()),
+		Event: event.Proposed{
+			ID:         EventID(r.Event.Source(), r.Event.ID()),
+			Type:       r.Event.Type(),
+			Data:       envelope,
+			Metadata:   meta,
+			OccurredAt: occurred,
+		},
+	}, nil
+}
+
+// Envelope encodes a CloudEvent in the CloudEvents JSON format, keeping
+// its data bytes: a JSON payload goes into "data" verbatim, any other into
+// "data_base64".
+func Envelope(e *ce.Event) (json.RawMessage, error) {
+	attrs := map[string]any{
+		"specversion": e.SpecVersion(),
+		"id":          e.ID(),
+		"source":      e.Source(),
+		"type":        e.Type(),
+	}
+	if v := e.Subject(); v != "" {
+		attrs["subject"] = v
+	}
+	if v := e.DataContentType(); v != "" {
+		attrs["datacontenttype"] = v
+	}
+	if v := e.DataSchema(); v != "" {
+		attrs["dataschema"] = v
+	}
+	if t := e.Time(); !t.IsZero() {
+		attrs["time"] = t.Format(time.RFC3339Nano)
+	}
+	maps.Copy(attrs, e.Extensions())
+	data := e.Data()
+	if len(data) > 0 && !isJSON(e.DataContentType()) {
+		attrs["data_base64"] = data // encoding/json writes []byte as base64
+	}
+	out, err := json.Marshal(attrs)
+	if err != nil {
+		return nil, fmt.Errorf("encode cloudevent %q from %q: %w", e.ID(), e.Source(), err)
+	}
+	if len(data) > 0 && isJSON(e.DataContentType()) {
+		// Spliced in by hand: encoding/json would compact a RawMessage and
+		// escape its HTML characters, and the payload must stay verbatim.
+		out = append(append(append(out[:len(out)-1], `,"data":`...), data...), '}')
+	}
+	return out, nil
+}
+
+// Decode reads a stored raw event's data back into a CloudEvent.
+func Decode(data []byte) (*ce.Event, error) {
+	var e ce.Event
+	if err := json.Unmarshal(data, &e); err != nil {
+		return nil, fmt.Errorf("decode raw event: %w", err)
+	}
+	return &e, nil
+}
