@@ -288,6 +288,15 @@ func (s *Store[TTx]) ReadAll(ctx context.Context, opts *ReadAllOpts) ([]event.Ev
 	return s.driver.ReadAll(ctx, &driver.ReadAllParams{After: opts.After, Limit: limit})
 }
 
+// Lookup returns the stored events among ids, in no particular order; ids
+// not stored are left out.
+func (s *Store[TTx]) Lookup(ctx context.Context, ids ...uuid.UUID) ([]event.Event, error) {
+	if err := s.usable(ctx); err != nil {
+		return nil, err
+	}
+	return s.driver.Lookup(ctx, ids)
+}
+
 // StreamInfo describes a stream, or fails with event.ErrStreamNotFound.
 func (s *Store[TTx]) StreamInfo(ctx context.Context, streamID string) (*event.StreamInfo, error) {
 	if err := s.usable(ctx); err != nil {

@@ -36,6 +36,8 @@ type Driver[TTx any] interface {
 	// LookupTx returns the stored events among ids, in no particular order,
 	// reading inside tx.
 	LookupTx(ctx context.Context, tx TTx, ids []uuid.UUID) ([]event.Event, error)
+	// Lookup returns the stored events among ids, in no particular order.
+	Lookup(ctx context.Context, ids []uuid.UUID) ([]event.Event, error)
 	// ReadStream reads one stream's events.
 	ReadStream(ctx context.Context, params *ReadStreamParams) ([]event.Event, error)
 	// ReadAll reads the global log in position order. It never returns an

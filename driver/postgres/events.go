@@ -66,6 +66,17 @@ func (d *Driver) InTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 // LookupTx implements driver.Driver. The query is planned for each call
 // (QueryExecModeExec): a plan cached while the log was small would scan it.
 func (d *Driver) LookupTx(ctx context.Context, tx pgx.Tx, ids []uuid.UUID) ([]event.Event, error) {
+	return d.lookup(ctx, tx, ids)
+}
+
+// Lookup implements driver.Driver.
+func (d *Driver) Lookup(ctx context.Context, ids []uuid.UUID) ([]event.Event, error) {
+	return d.lookup(ctx, d.pool, ids)
+}
+
+func (d *Driver) lookup(ctx context.Context, q interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}, ids []uuid.UUID) ([]event.Event, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
@@ -73,7 +84,7 @@ func (d *Driver) LookupTx(ctx context.Context, tx pgx.Tx, ids []uuid.UUID) ([]ev
 	for i, id := range ids {
 		texts[i] = id.String()
 	}
-	rows, err := tx.Query(ctx, d.sql.lookup, pgx.QueryExecModeExec, texts)
+	rows, err := q.Query(ctx, d.sql.lookup, pgx.QueryExecModeExec, texts)
 	if err != nil {
 		return nil, translate(ctx, "lookup", err)
 	}

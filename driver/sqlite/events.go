@@ -176,6 +176,11 @@ func (d *Driver) LookupTx(ctx context.Context, tx *sql.Tx, ids []uuid.UUID) ([]e
 	return lookup(ctx, tx, ids)
 }
 
+// Lookup implements driver.Driver.
+func (d *Driver) Lookup(ctx context.Context, ids []uuid.UUID) ([]event.Event, error) {
+	return lookup(ctx, d.read, ids)
+}
+
 func lookup(ctx context.Context, q querier, ids []uuid.UUID) ([]event.Event, error) {
 	if len(ids) == 0 {
 		return nil, nil

@@ -91,6 +91,7 @@ func newRootCommand(getenv func(string) string) *cobra.Command {
 		newReadCommand(&globals),
 		newTailCommand(&globals),
 		newMigrateCommand(&globals),
+		newServeCommand(&globals, getenv),
 	)
 	return root
 }

@@ -5,10 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"github.com/google/uuid"
 	"io/fs"
 	"iter"
 	"os"
-	"strings"
 
 	"github.com/rawevents/rawevents"
 	"github.com/rawevents/rawevents/driver"
@@ -26,6 +26,8 @@ type Store interface {
 	ReadAll(ctx context.Context, opts *rawevents.ReadAllOpts) ([]event.Event, error)
 	Follow(ctx context.Context, opts *rawevents.FollowOpts) iter.Seq2[event.Event, error]
 	StreamInfo(ctx context.Context, streamID string) (*event.StreamInfo, error)
+	Lookup(ctx context.Context, ids ...uuid.UUID) ([]event.Event, error)
+	AppendIfAbsent(ctx context.Context, events []rawevents.StreamEvent) ([]rawevents.Outcome, error)
 	Close() error
 }
 
@@ -38,8 +40,7 @@ var _ Store = (*rawevents.Store[*sql.Tx])(nil)
 // open, so the first command against a new file just works; the result says
 // what the migration did. The caller closes the store.
 func openStore(ctx context.Context, dsn string, create bool) (Store, *driver.MigrateResult, error) {
-	lower := strings.ToLower(dsn)
-	if strings.HasPrefix(lower, "postgres://") || strings.HasPrefix(lower, "postgresql://") {
+	if isPostgres(dsn) {
 		return openPostgres(ctx, dsn)
 	}
 	if !create {

@@ -1,0 +1,188 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rawevents/rawevents/ingest"
+	"github.com/rawevents/rawevents/internal/server"
+)
+
+// ServeOpts are the options of "rawevents serve", which runs the HTTP API.
+// Settings come, in rising order of precedence, from the config file, the
+// environment (RAWEVENTS_*) and flags.
+type ServeOpts struct {
+	GlobalOpts
+	// Addr is the listen address. Default 127.0.0.1:8080.
+	Addr string
+	// ConfigFile is an optional JSON file (see FileConfig).
+	ConfigFile string
+	// Tokens are "name:secret:scope[,scope]" values.
+	Tokens []string
+	// ShutdownTimeout bounds the wait for requests in flight at shutdown.
+	ShutdownTimeout time.Duration
+	// Logger receives the server's log. Default: text on stderr.
+	Logger *slog.Logger
+	// Ready, if set, receives the listener's address once it accepts
+	// connections (tests use it to find a free port's number).
+	Ready chan<- string
+
+	file   FileConfig
+	tokens []server.Token
+}
+
+// FileConfig is the JSON config file of "rawevents serve".
+type FileConfig struct {
+	Addr          string                          `json:"addr"`
+	Store         string                          `json:"store"`
+	Tokens        []server.Token                  `json:"tokens"`
+	Sources       map[string]server.WebhookSource `json:"sources"`
+	MaxEventBytes int64                           `json:"max_event_bytes"`
+	MaxBatchBytes int64                           `json:"max_batch_bytes"`
+}
+
+func newServeCommand(globals *GlobalOpts, getenv func(string) string) *cobra.Command {
+	opts := &ServeOpts{}
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the HTTP API: CloudEvents ingestion, webhooks, reads, docs at /docs",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			opts.GlobalOpts = *globals
+			if !cmd.Flags().Changed("addr") {
+				opts.Addr = getenv("RAWEVENTS_ADDR")
+			}
+			if !cmd.Flags().Changed("config") {
+				opts.ConfigFile = getenv("RAWEVENTS_CONFIG")
+			}
+			if !cmd.Flags().Changed("token") && getenv("RAWEVENTS_TOKENS") != "" {
+				opts.Tokens = strings.Split(getenv("RAWEVENTS_TOKENS"), ";")
+			}
+			if !cmd.Root().PersistentFlags().Changed("store") && getenv("RAWEVENTS_STORE") == "" {
+				opts.Store = "" // let the config file name it
+			}
+			return run(cmd, opts)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.Addr, "addr", "", "listen address (env RAWEVENTS_ADDR; default 127.0.0.1:8080)")
+	f.StringVar(&opts.ConfigFile, "config", "", "JSON config file (env RAWEVENTS_CONFIG)")
+	f.StringArrayVar(&opts.Tokens, "token", nil, `bearer token "name:secret:scope[,scope]" with scopes ingest, read, admin; repeatable (env RAWEVENTS_TOKENS, ';'-separated)`)
+	f.DurationVar(&opts.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long to wait for requests in flight at shutdown")
+	return cmd
+}
+
+// Validate reads the config file and checks every setting, reporting all
+// problems at once.
+func (o *ServeOpts) Validate() error {
+	var errs []error
+	if o.ConfigFile != "" {
+		raw, err := os.ReadFile(o.ConfigFile)
+		if err != nil {
+			return fmt.Errorf("--config: %w", err)
+		}
+		dec := json.NewDecoder(strings.NewReader(string(raw)))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&o.file); err != nil {
+			return fmt.Errorf("--config %s: %w", o.ConfigFile, err)
+		}
+	}
+	o.Addr = cmpOr(o.Addr, o.file.Addr, "127.0.0.1:8080")
+	o.Store = cmpOr(o.Store, o.file.Store, "rawevents.db")
+	o.tokens = append([]server.Token(nil), o.file.Tokens...)
+	for _, t := range o.Tokens {
+		token, err := server.ParseToken(t)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--token: %w", err)) // the value holds a secret: not repeated
+			continue
+		}
+		o.tokens = append(o.tokens, token)
+	}
+	host, _, err := net.SplitHostPort(o.Addr)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("--addr %q: %w", o.Addr, err))
+	} else if len(o.tokens) == 0 && !isLoopback(host) {
+		errs = append(errs, fmt.Errorf("--addr %s is reachable from other machines: configure tokens (--token, RAWEVENTS_TOKENS) or listen on 127.0.0.1", o.Addr))
+	}
+	if o.ShutdownTimeout <= 0 {
+		errs = append(errs, errors.New("--shutdown-timeout must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+func cmpOr(values ...string) string {
+	for _, v := range values {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Run serves until ctx ends (SIGINT or SIGTERM), then shuts down: requests
+// in flight are answered once their events are durable, and the store is
+// closed last.
+func (o *ServeOpts) Run(ctx context.Context, out io.Writer) error {
+	logger := o.Logger
+	if logger == nil {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	store, _, err := openStore(ctx, o.Store, true)
+	if err != nil {
+		return err
+	}
+	defer store.Close() //nolint:errcheck // closing after a clean shutdown
+	committers := 1
+	if isPostgres(o.Store) {
+		committers = 4 // PostgreSQL commits several transactions at once
+	}
+	in := ingest.New(store, &ingest.Config{Committers: committers})
+	defer in.Close()
+	srv, err := server.New(server.Config{
+		Store: store, Ingester: in, Tokens: o.tokens, Sources: o.file.Sources,
+		MaxEventBytes: o.file.MaxEventBytes, MaxBatchBytes: o.file.MaxBatchBytes, Logger: logger,
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", o.Addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	base := "http://" + ln.Addr().String()
+	fmt.Fprintf(out, "rawevents serving %s on %s\n  API docs: %s/docs\n  send:     curl -X POST %s/v1/events -H 'Content-Type: application/cloudevents+json' -d '{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":\"demo\",\"type\":\"demo.hello\",\"data\":{\"hi\":true}}'\n",
+		o.Store, base, base, base)
+	if len(o.tokens) == 0 {
+		fmt.Fprintf(out, "  no tokens configured: listening on loopback only, without authentication\n")
+	}
+	if o.Ready != nil {
+		o.Ready <- ln.Addr().String()
+	}
+	err = srv.Serve(ctx, ln, o.ShutdownTimeout)
+	in.Close() // commit what was queued before the store closes
+	fmt.Fprintln(out, "rawevents stopped")
+	return err
+}
+
+func isPostgres(dsn string) bool {
+	lower := strings.ToLower(dsn)
+	return strings.HasPrefix(lower, "postgres://") || strings.HasPrefix(lower, "postgresql://")
+}
