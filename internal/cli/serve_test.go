@@ -1,0 +1,134 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/rawevents/rawevents/ingest"
+)
+
+// TestServeShutdownKeepsAcknowledgedEvents stops the server (as SIGTERM
+// does, through the context) while clients are sending: every event that
+// was answered 2xx is in the store afterwards.
+func TestServeShutdownKeepsAcknowledgedEvents(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "events.db")
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	ready := make(chan string, 1)
+	opts := &ServeOpts{
+		GlobalOpts: GlobalOpts{Store: path}, Addr: "127.0.0.1:0", ShutdownTimeout: 10 * time.Second,
+		Ready: ready, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+	if err := opts.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- opts.Run(ctx, io.Discard) }()
+	addr := <-ready
+
+	var mu sync.Mutex
+	var acked []string
+	var wg sync.WaitGroup
+	client := &http.Client{Timeout: 20 * time.Second}
+	for c := range 8 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				id := fmt.Sprintf("%d-%d", c, i)
+				body := fmt.Sprintf(`{"specversion":"1.0","id":%q,"source":"shutdown","type":"t","data":{"i":%d}}`, id, i)
+				resp, err := client.Post("http://"+addr+"/v1/events", "application/cloudevents+json", strings.NewReader(body))
+				if err != nil {
+					return // the server is gone
+				}
+				io.Copy(io.Discard, resp.Body) //nolint:errcheck
+				resp.Body.Close()
+				if resp.StatusCode/100 == 2 {
+					mu.Lock()
+					acked = append(acked, id)
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		mu.Lock()
+		n := len(acked)
+		mu.Unlock()
+		if n >= 200 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	stop() // what SIGTERM does
+	if err := <-served; err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+	wg.Wait()
+
+	store, _, err := openStore(context.Background(), path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	ids := make([]uuid.UUID, len(acked))
+	for i, id := range acked {
+		ids[i] = ingest.EventID("shutdown", id)
+	}
+	found, err := store.Lookup(context.Background(), ids...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(acked) < 200 || len(found) != len(acked) {
+		t.Fatalf("%d events were acknowledged, %d of them are stored", len(acked), len(found))
+	}
+	t.Logf("%d acknowledged events, all stored", len(acked))
+}
+
+func TestServeValidate(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	badJSON := filepath.Join(dir, "bad.json")
+	unknownField := filepath.Join(dir, "unknown.json")
+	os.WriteFile(badJSON, []byte(`{"addr":`), 0o600)                     //nolint:errcheck
+	os.WriteFile(unknownField, []byte(`{"adress":"127.0.0.1:1"}`), 0o600) //nolint:errcheck
+	for _, tt := range []struct {
+		name string
+		opts ServeOpts
+		want string
+	}{
+		{"PublicWithoutTokens", ServeOpts{Addr: "0.0.0.0:8080"}, "reachable from other machines"},
+		{"BadAddr", ServeOpts{Addr: "nonsense"}, "--addr"},
+		{"BadToken", ServeOpts{Tokens: []string{"ci:short:ingest"}}, "shorter than 16"},
+		{"UnknownScope", ServeOpts{Tokens: []string{"ci:0123456789abcdef:write"}}, "unknown scope"},
+		{"MissingConfig", ServeOpts{ConfigFile: filepath.Join(dir, "missing.json")}, "--config"},
+		{"MalformedConfig", ServeOpts{ConfigFile: badJSON}, "--config"},
+		{"UnknownConfigField", ServeOpts{ConfigFile: unknownField}, "unknown field"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.opts.ShutdownTimeout = time.Second
+			err := tt.opts.Validate()
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want it to mention %q", err, tt.want)
+			}
+			if strings.Contains(fmt.Sprint(err), "0123456789abcdef") {
+				t.Fatalf("the error repeats a secret: %v", err)
+			}
+		})
+	}
+	ok := ServeOpts{Addr: "0.0.0.0:8080", Tokens: []string{"ci:0123456789abcdef:ingest,read"}, ShutdownTimeout: time.Second}
+	if err := ok.Validate(); err != nil {
+		t.Fatalf("a public address with a token: %v", err)
+	}
+}
