@@ -101,7 +101,7 @@ func TestServeValidate(t *testing.T) {
 	dir := t.TempDir()
 	badJSON := filepath.Join(dir, "bad.json")
 	unknownField := filepath.Join(dir, "unknown.json")
-	os.WriteFile(badJSON, []byte(`{"addr":`), 0o600)                     //nolint:errcheck
+	os.WriteFile(badJSON, []byte(`{"addr":`), 0o600)                      //nolint:errcheck
 	os.WriteFile(unknownField, []byte(`{"adress":"127.0.0.1:1"}`), 0o600) //nolint:errcheck
 	for _, tt := range []struct {
 		name string
