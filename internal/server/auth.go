@@ -26,12 +26,12 @@ var knownScopes = []string{ScopeIngest, ScopeRead, ScopeAdmin}
 type Token struct {
 	// Name identifies the token in logs and in the transport facts of the
 	// events it sent. It is not secret.
-	Name string
+	Name string `json:"name"`
 	// Secret is the bearer value. It is never logged.
-	Secret string
+	Secret string `json:"secret"`
 	// Scopes are the operations it may call: ingest, read, admin (admin
 	// implies the others).
-	Scopes []string
+	Scopes []string `json:"scopes"`
 }
 
 // String hides the secret, so a token printed by mistake leaks nothing.

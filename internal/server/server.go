@@ -77,7 +77,8 @@ func New(config Config) (*Server, error) {
 	mux := http.NewServeMux()
 	hc := huma.DefaultConfig("rawevents API", "1.0.0")
 	hc.Info.Description = "Send raw events (CloudEvents over HTTP, signed webhooks) and read the event log back."
-	hc.DocsPath = "" // served offline by apidocs below
+	hc.DocsPath = ""     // served offline by apidocs below
+	hc.CreateHooks = nil // no "$schema" link in every response body
 	hc.OpenAPIPath = "/openapi"
 	hc.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
 		"bearer": {Type: "http", Scheme: "bearer", Description: "A token from the server's configuration, with the scope the operation names."},
