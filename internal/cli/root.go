@@ -92,6 +92,7 @@ func newRootCommand(getenv func(string) string) *cobra.Command {
 		newTailCommand(&globals),
 		newMigrateCommand(&globals),
 		newServeCommand(&globals, getenv),
+		newIngestCommand(&globals, getenv),
 	)
 	return root
 }
