@@ -18,14 +18,14 @@ import (
 )
 
 // Append implements driver.Driver. The append is one statement, a call of
-// append_events in its own implicit transaction: one round trip.
+// append_events in its own implicit transaction: one round trip. It skips
+// the idempotency lookup; an append that repeats an earlier one fails on
+// its expected version or on the unique event id, and only then is it
+// asked again with the lookup, which answers with the original result.
 func (d *Driver) Append(ctx context.Context, p *driver.AppendParams) (*event.AppendResult, error) {
-	res, err := d.append(ctx, d.pool, p, false)
-	if errors.Is(err, errIDRace) {
-		// A concurrent append of the same ids won the race on the unique
-		// index. Now that it has committed, this one is either its
-		// idempotent repeat or a real reuse; asking again tells which.
-		res, err = d.append(ctx, d.pool, p, false)
+	res, err := d.append(ctx, d.pool, p, appendFlags{})
+	if errors.Is(err, event.ErrConcurrency) || errors.Is(err, event.ErrEventIDReused) {
+		res, err = d.append(ctx, d.pool, p, appendFlags{checkIDs: true})
 	}
 	if err != nil {
 		return nil, err
@@ -36,12 +36,22 @@ func (d *Driver) Append(ctx context.Context, p *driver.AppendParams) (*event.App
 	return res, nil
 }
 
+// appendFlags are the options of one call of append_events.
+type appendFlags struct {
+	// notify sends NOTIFY in the transaction (for transactions the driver
+	// does not commit itself).
+	notify bool
+	// checkIDs looks the ids up first, so that a repeat of an earlier
+	// append returns its result instead of failing.
+	checkIDs bool
+}
+
 // AppendTx implements driver.Driver. Begin tx on Pool() (or any pool of the
 // same database). The NOTIFY that wakes readers is sent in tx and
 // delivered when it commits.
 func (d *Driver) AppendTx(ctx context.Context, tx pgx.Tx, p *driver.AppendParams) (*event.AppendResult, error) {
 	_, own := d.ownTx.Load(tx) // InTx notifies after its commit
-	return d.append(ctx, tx, p, !own)
+	return d.append(ctx, tx, p, appendFlags{notify: !own, checkIDs: true})
 }
 
 // InTx implements driver.Driver.
@@ -91,7 +101,7 @@ func (d *Driver) lookup(ctx context.Context, q interface {
 	return scanEvents(ctx, rows)
 }
 
-func (d *Driver) append(ctx context.Context, q querier, p *driver.AppendParams, notify bool) (*event.AppendResult, error) {
+func (d *Driver) append(ctx context.Context, q querier, p *driver.AppendParams, flags appendFlags) (*event.AppendResult, error) {
 	n := len(p.Events)
 	var (
 		ids           = make([]uuid.UUID, n)
@@ -123,7 +133,7 @@ func (d *Driver) append(ctx context.Context, q querier, p *driver.AppendParams, 
 		occurredOut, recordedOut []time.Time
 	)
 	err := q.QueryRow(ctx, d.sql.appendEvents, p.StreamID, int64(p.Expected), ids, types, schemaVersion, data, metadata,
-		correlation, causation, occurred, recordedAt, notify, d.config.AsyncCommit).
+		correlation, causation, occurred, recordedAt, flags.notify, d.config.AsyncCommit, flags.checkIDs).
 		Scan(&duplicate, &version, &positions, &versions, &occurredOut, &recordedOut)
 	if err != nil {
 		return nil, d.appendError(ctx, p, err)

@@ -173,7 +173,7 @@ func newSQLText(schema string) sqlText {
 		channel: "rawevents_" + schema,
 		lockNS:  ns,
 		appendEvents: `SELECT r_duplicate, r_version, r_positions, r_versions, r_occurred_at, r_recorded_at FROM ` + q +
-			`.append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+			`.append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
 		readAll:        `SELECT ` + cols + ` FROM ` + q + `.events WHERE position > $1 ORDER BY position LIMIT $2`,
 		readAllBounded: `SELECT ` + cols + ` FROM ` + q + `.events WHERE position > $1 AND position <= $3 ORDER BY position LIMIT $2`,
 		readStream:     `SELECT ` + cols + ` FROM ` + q + `.events WHERE stream_id = $1 AND stream_version >= $2 ORDER BY stream_version LIMIT $3`,

@@ -61,7 +61,8 @@ CREATE FUNCTION {schema}.append_events(
     p_occurred_at     timestamptz[],
     p_recorded_at     timestamptz,
     p_notify          boolean,
-    p_async_commit    boolean -- the documented opt-in to synchronous_commit = off
+    p_async_commit    boolean, -- the documented opt-in to synchronous_commit = off
+    p_check_ids       boolean  -- false: skip the idempotency lookup (the caller retries with true on a conflict)
 ) RETURNS TABLE (
     r_duplicate   boolean,
     r_version     bigint,
@@ -81,8 +82,11 @@ DECLARE
     pos       bigint[];
 BEGIN
     -- Idempotency: the same ids with the same content, in the same order,
-    -- return the original result whatever the expected version.
-    IF n > 0 THEN
+    -- return the original result whatever the expected version. A caller
+    -- that can run the call again (not inside its own transaction) skips
+    -- the lookup and asks again with it only when the append fails on an
+    -- expected version or a used id: a repeat always fails on one of them.
+    IF n > 0 AND p_check_ids THEN
         -- EXECUTE plans the lookup afresh each time: plpgsql would keep
         -- the plan of a connection's first call for its whole life, and a
         -- plan made while the table was small (a sequential scan) would
