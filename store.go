@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -166,8 +167,38 @@ func validateProposed(i int, p event.Proposed) error {
 		return invalid("schema_version", "is negative")
 	case len(p.Data) > 0 && (!json.Valid(p.Data) || !utf8.Valid(p.Data)):
 		return invalid("data", "is not valid JSON")
+	case strings.ContainsRune(p.Type, 0):
+		return invalid("type", "contains U+0000")
+	}
+	if field := metadataWithNUL(p.Metadata); field != "" {
+		return invalid("metadata."+field, "contains U+0000 or invalid UTF-8")
 	}
 	return nil
+}
+
+// metadataWithNUL names a metadata field that holds U+0000 or invalid
+// UTF-8, which not every backend can store, or returns "".
+func metadataWithNUL(m event.Metadata) string {
+	bad := func(s string) bool { return strings.ContainsRune(s, 0) || !utf8.ValidString(s) }
+	fields := map[string]string{
+		"correlation_id": m.CorrelationID, "causation_id": m.CausationID, "actor": m.Actor,
+		"traceparent": m.TraceParent, "tracestate": m.TraceState,
+	}
+	if m.Origin != nil {
+		fields["origin.source"], fields["origin.id"] = m.Origin.Source, m.Origin.ID
+	}
+	for k, v := range m.Extra {
+		if bad(k) {
+			return "extra"
+		}
+		fields["extra."+k] = v
+	}
+	for name, v := range fields {
+		if bad(v) {
+			return name
+		}
+	}
+	return ""
 }
 
 // complete fills in what a valid proposed event leaves to the store.
@@ -217,6 +248,8 @@ func validateStreamID(id string) error {
 		return invalid(fmt.Sprintf("is longer than %d bytes", MaxStreamIDLength))
 	case !utf8.ValidString(id):
 		return invalid("is not valid UTF-8")
+	case strings.ContainsRune(id, 0):
+		return invalid("contains U+0000")
 	}
 	return nil
 }

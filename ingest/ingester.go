@@ -182,6 +182,15 @@ func (in *Ingester) commit() {
 			all = append(all, r.events...)
 		}
 		outcomes, err := in.store.AppendIfAbsent(context.Background(), all)
+		if err != nil && len(batch) > 1 {
+			// One request's events may be what the database refused: each
+			// goes again alone, so that it cannot fail the others.
+			for _, r := range batch {
+				outcomes, err := in.store.AppendIfAbsent(context.Background(), r.events)
+				r.done <- reply{outcomes: outcomes, err: err}
+			}
+			continue
+		}
 		for _, r := range batch {
 			if err != nil {
 				r.done <- reply{err: err}

@@ -11,7 +11,8 @@
 //     pair, so that a second delivery of the same fact stores nothing and
 //     answers with the first one's position;
 //   - data the CloudEvent in the CloudEvents JSON format: "data" holds
-//     application/json payloads verbatim, "data_base64" any other payload;
+//     application/json payloads verbatim, "data_base64" any other payload
+//     (and JSON with whitespace around it, which "data" would lose);
 //   - occurred-at the CloudEvent's time attribute when it has one.
 //
 // An Ingester writes raw events with group commit: concurrent requests
@@ -20,6 +21,7 @@
 package ingest
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -125,6 +127,21 @@ func Check(i int, e *ce.Event) error {
 	if !utf8.ValidString(e.Source()) || !utf8.ValidString(e.ID()) || !utf8.ValidString(e.Type()) {
 		return invalid("id, source and type must be valid UTF-8")
 	}
+	for name, v := range map[string]string{"id": e.ID(), "source": e.Source(), "type": e.Type(), "subject": e.Subject()} {
+		if strings.ContainsRune(v, 0) {
+			return invalid("%s contains U+0000, which the store cannot keep", name)
+		}
+	}
+	for name, v := range e.Extensions() {
+		if name == "data" || name == "data_base64" {
+			// A ce-data header in binary mode arrives as an extension; kept,
+			// it would clash with the payload in the stored event.
+			return invalid("%q is not an extension name: it is where the CloudEvents JSON format keeps the data", name)
+		}
+		if s, ok := v.(string); ok && strings.ContainsRune(s, 0) {
+			return invalid("extension %s contains U+0000, which the store cannot keep", name)
+		}
+	}
 	if len(e.Type()) > rawevents.MaxTypeLength {
 		return invalid("type is longer than %d bytes", rawevents.MaxTypeLength)
 	}
@@ -206,14 +223,17 @@ func Envelope(e *ce.Event) (json.RawMessage, error) {
 	}
 	maps.Copy(attrs, e.Extensions())
 	data := e.Data()
-	if len(data) > 0 && !isJSON(e.DataContentType()) {
+	// JSON goes inline only when it starts and ends with a value: the
+	// whitespace around it would not survive a reader's decoding.
+	inline := isJSON(e.DataContentType()) && len(bytes.TrimSpace(data)) == len(data)
+	if len(data) > 0 && !inline {
 		attrs["data_base64"] = data // encoding/json writes []byte as base64
 	}
 	out, err := json.Marshal(attrs)
 	if err != nil {
 		return nil, fmt.Errorf("encode cloudevent %q from %q: %w", e.ID(), e.Source(), err)
 	}
-	if len(data) > 0 && isJSON(e.DataContentType()) {
+	if len(data) > 0 && inline {
 		// Spliced in by hand: encoding/json would compact a RawMessage and
 		// escape its HTML characters, and the payload must stay verbatim.
 		out = append(append(append(out[:len(out)-1], `,"data":`...), data...), '}')

@@ -392,7 +392,7 @@ func testLargePayload[TTx any](t *testing.T, h *Harness[TTx]) {
 
 func testUnicode[TTx any](t *testing.T, h *Harness[TTx]) {
 	stream := "commande-Ω-日本-👩🏽‍💻"
-	data := `{"name":"Zoë 🎵 ñ 中文","combining":"é","escaped":"\u00e9\n","rtl":"שלום"}`
+	data := `{"name":"Zoë 🎵 ñ 中文","combining":"é","escaped":"\u00e9\n","nul":"\u0000","rtl":"שלום"}`
 	res := mustAppend(t, h, stream, event.NoStream, event.Proposed{
 		Type: "commande.passée", Data: json.RawMessage(data),
 		Metadata: event.Metadata{Actor: "ügnë", Extra: map[string]string{"clé": "välue ✓"}},
@@ -488,6 +488,10 @@ func testBadInput[TTx any](t *testing.T, h *Harness[TTx]) {
 		{"StreamIDNotUTF8", "s\xff", event.Any, proposed("t", `{}`)},
 		{"NegativeSchemaVersion", "s", event.Any, event.Proposed{Type: "t", SchemaVersion: -1}},
 		{"UnknownExpectedVersion", "s", event.ExpectedVersion(-7), proposed("t", `{}`)},
+		{"NULInStreamID", "s\x00", event.Any, proposed("t", `{}`)},
+		{"NULInType", "s", event.Any, proposed("t\x00", `{}`)},
+		{"NULInMetadata", "s", event.Any, event.Proposed{Type: "t", Metadata: event.Metadata{Actor: "a\x00"}}},
+		{"InvalidUTF8InMetadata", "s", event.Any, event.Proposed{Type: "t", Metadata: event.Metadata{Extra: map[string]string{"k": "\xff"}}}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			good := proposed("fine", `{}`)

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -217,8 +218,12 @@ func locate(spec string, header http.Header, body []byte) (string, error) {
 		}
 		return "", fmt.Errorf("header %s is missing", where)
 	}
+	// Numbers are kept as written: a float64 would turn two large ids into
+	// one, and the second delivery into a duplicate of the first.
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
 	var doc any
-	if err := json.Unmarshal(body, &doc); err != nil {
+	if err := dec.Decode(&doc); err != nil || dec.More() {
 		return "", fmt.Errorf("the body is not JSON, so %s cannot be read", where)
 	}
 	v, ok := jsonPointer(doc, where)
@@ -230,8 +235,8 @@ func locate(spec string, header http.Header, body []byte) (string, error) {
 		if v != "" {
 			return v, nil
 		}
-	case float64:
-		return strconv.FormatFloat(v, 'f', -1, 64), nil
+	case json.Number:
+		return v.String(), nil
 	}
 	return "", fmt.Errorf("%s is not a non-empty string or a number", where)
 }
