@@ -5,34 +5,17 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"sync"
 	"testing"
 
 	ce "github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/rawevents/rawevents"
-	"github.com/rawevents/rawevents/driver/sqlite"
 	"github.com/rawevents/rawevents/ingest"
+	"github.com/rawevents/rawevents/rawtest"
 )
 
-func newStore(t *testing.T) *rawevents.Store[*sql.Tx] {
-	t.Helper()
-	ctx := context.Background()
-	d, err := sqlite.Open(filepath.Join(t.TempDir(), "events.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := d.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	store, err := rawevents.NewStore(ctx, d, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	return store
-}
+func newStore(t *testing.T) *rawevents.Store[*sql.Tx] { return rawtest.SQLite(t) }
 
 func cloudEvent(t *testing.T, source, id, contentType string, data []byte) ce.Event {
 	t.Helper()

@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"mime"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -17,7 +15,6 @@ import (
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 
 	"github.com/rawevents/rawevents"
-	"github.com/rawevents/rawevents/driver/sqlite"
 	"github.com/rawevents/rawevents/event"
 	"github.com/rawevents/rawevents/ingest"
 	"github.com/rawevents/rawevents/internal/server"
@@ -280,33 +277,10 @@ func requireWellFormed(t *testing.T, envelope []byte) {
 	}
 }
 
-// fuzzBundle starts the one server of a fuzz run, on SQLite. It is setup
-// for a *testing.F, which the backends' constructors do not take.
+// fuzzBundle starts the one server of a fuzz run, on SQLite.
 func fuzzBundle(f *testing.F, config server.Config) *testBundle {
 	f.Helper()
-	ctx := context.Background()
-	d, err := sqlite.Open(filepath.Join(f.TempDir(), "events.db"), nil)
-	if err != nil {
-		f.Fatal(err)
-	}
-	if _, err := d.Migrate(ctx); err != nil {
-		f.Fatal(err)
-	}
-	s, err := rawevents.NewStore(ctx, d, nil)
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() { s.Close() })
-	in := ingest.New(s, &ingest.Config{Committers: 2})
-	f.Cleanup(in.Close)
-	config.Store, config.Ingester = s, in
-	srv, err := server.New(config)
-	if err != nil {
-		f.Fatal(err)
-	}
-	ts := httptest.NewServer(srv.Handler())
-	f.Cleanup(ts.Close)
-	return &testBundle{store: s, url: ts.URL}
+	return setup(f, backends[0].open, config)
 }
 
 // eventsAfter reads the log after a position, to its end.
@@ -336,7 +310,7 @@ func TestIngestNULCharacters(t *testing.T) {
 	nulEvent := func(id, extra string) []byte {
 		return []byte(`{"specversion":"1.0","id":"` + id + `","source":"https://example.com/nul","type":"com.example.nul"` + extra + `}`)
 	}
-	forEachBackend(t, func(t *testing.T, open func(*testing.T) store) {
+	forEachBackend(t, func(t *testing.T, open func(testing.TB) store) {
 		b := setup(t, open, server.Config{})
 		structured := headers("Content-Type", "application/cloudevents+json")
 		for _, tt := range []struct {
@@ -396,7 +370,7 @@ func TestIngestNULCharacters(t *testing.T) {
 // data.
 func TestIngestBinaryDataExtension(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, open func(*testing.T) store) {
+	forEachBackend(t, func(t *testing.T, open func(testing.TB) store) {
 		b := setup(t, open, server.Config{})
 		for _, tt := range []struct{ name, contentType, body string }{
 			{"JSONData", "application/json", `{"celsius":21.5}`},

@@ -42,7 +42,7 @@ func (b *testBundle) readRaw(t *testing.T, source, id string) *ce.Event {
 // SDK in each HTTP mode and reads them back byte for byte.
 func TestCloudEventsSDKClient(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, open func(*testing.T) store) {
+	forEachBackend(t, func(t *testing.T, open func(testing.TB) store) {
 		b := setup(t, open, server.Config{})
 		ctx := context.Background()
 		sdkEvent := func(id, contentType string, data []byte) ce.Event {
@@ -122,7 +122,7 @@ func TestCloudEventsSDKClient(t *testing.T) {
 // told the same position for it.
 func TestIdempotentUnderConcurrency(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, open func(*testing.T) store) {
+	forEachBackend(t, func(t *testing.T, open func(testing.TB) store) {
 		b := setup(t, open, server.Config{})
 		const clients, batches, size, distinct = 32, 5, 20, 400
 		var mu sync.Mutex
@@ -170,7 +170,7 @@ func TestIdempotentUnderConcurrency(t *testing.T) {
 // status and a problem detail, and the store is unchanged.
 func TestBadInput(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, open func(*testing.T) store) {
+	forEachBackend(t, func(t *testing.T, open func(testing.TB) store) {
 		tokens := []server.Token{
 			{Name: "writer", Secret: "writer-secret-0123456789", Scopes: []string{server.ScopeIngest}},
 			{Name: "reader", Secret: "reader-secret-0123456789", Scopes: []string{server.ScopeRead}},

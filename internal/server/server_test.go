@@ -8,19 +8,16 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/rawevents/rawevents"
-	"github.com/rawevents/rawevents/driver/postgres"
-	"github.com/rawevents/rawevents/driver/sqlite"
 	"github.com/rawevents/rawevents/event"
 	"github.com/rawevents/rawevents/ingest"
-	"github.com/rawevents/rawevents/internal/pgtest"
 	"github.com/rawevents/rawevents/internal/server"
+	"github.com/rawevents/rawevents/rawtest"
 )
 
 // store is what the tests need of a store on either backend.
@@ -37,41 +34,10 @@ var (
 // backends lists the stores every server test runs against.
 var backends = []struct {
 	name string
-	open func(t *testing.T) store
+	open func(t testing.TB) store
 }{
-	{"SQLite", func(t *testing.T) store {
-		ctx := context.Background()
-		d, err := sqlite.Open(filepath.Join(t.TempDir(), "events.db"), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := d.Migrate(ctx); err != nil {
-			t.Fatal(err)
-		}
-		s, err := rawevents.NewStore(ctx, d, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		return s
-	}},
-	{"PostgreSQL", func(t *testing.T) store {
-		ctx := context.Background()
-		pool := pgtest.Pool(t)
-		d, err := postgres.New(pool, &postgres.Config{Schema: pgtest.Schema(t, pool)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := d.Migrate(ctx); err != nil {
-			t.Fatal(err)
-		}
-		s, err := rawevents.NewStore(ctx, d, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		return s
-	}},
+	{"SQLite", func(t testing.TB) store { return rawtest.SQLite(t) }},
+	{"PostgreSQL", func(t testing.TB) store { return rawtest.Postgres(t) }},
 }
 
 // testBundle is a running server on a fresh store.
@@ -82,7 +48,7 @@ type testBundle struct {
 
 // setup starts a server on a fresh store of the named backend. config
 // may set Tokens, Sources and limits; Store and Ingester are filled in.
-func setup(t *testing.T, open func(*testing.T) store, config server.Config) *testBundle {
+func setup(t testing.TB, open func(testing.TB) store, config server.Config) *testBundle {
 	t.Helper()
 	s := open(t)
 	in := ingest.New(s, &ingest.Config{Committers: 2})
@@ -98,7 +64,7 @@ func setup(t *testing.T, open func(*testing.T) store, config server.Config) *tes
 }
 
 // forEachBackend runs fn as a parallel subtest per backend.
-func forEachBackend(t *testing.T, fn func(t *testing.T, open func(*testing.T) store)) {
+func forEachBackend(t *testing.T, fn func(t *testing.T, open func(testing.TB) store)) {
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
 			t.Parallel()

@@ -297,7 +297,7 @@ func TestWebhookGitHubExamples(t *testing.T) {
 	t.Parallel()
 	examples := githubExamples(t)
 	t.Logf("%d GitHub webhook examples", len(examples))
-	forEachBackend(t, func(t *testing.T, open func(*testing.T) store) {
+	forEachBackend(t, func(t *testing.T, open func(testing.TB) store) {
 		b := setup(t, open, webhookConfig())
 		t.Run("Deliveries", func(t *testing.T) {
 			seen := map[string]int{}
@@ -333,7 +333,7 @@ func TestWebhookGitHubDocsTestVector(t *testing.T) {
 		payload   = "Hello, World!"
 		signature = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
 	)
-	forEachBackend(t, func(t *testing.T, open func(*testing.T) store) {
+	forEachBackend(t, func(t *testing.T, open func(testing.TB) store) {
 		config := webhookConfig()
 		config.Sources["docs"] = server.WebhookSource{Kind: "github", Secret: secret}
 		b := setup(t, open, config)
@@ -395,7 +395,7 @@ func TestWebhookGitHubRejects(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			forEachBackend(t, func(t *testing.T, open func(*testing.T) store) {
+			forEachBackend(t, func(t *testing.T, open func(testing.TB) store) {
 				b := setup(t, open, webhookConfig())
 				// One delivery first, so that "unchanged" is not "empty".
 				ingestResults(t, b.exchange(t, http.MethodPost, "/v1/sources/github/webhook", valid(), githubPush))
@@ -415,7 +415,7 @@ func TestWebhookGitHubRejects(t *testing.T) {
 
 func TestWebhookGitHubRedelivery(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, open func(*testing.T) store) {
+	forEachBackend(t, func(t *testing.T, open func(testing.TB) store) {
 		b := setup(t, open, webhookConfig())
 		delivery := uuid.NewString()
 		send := func(body []byte) server.IngestResponse {
@@ -449,7 +449,7 @@ func TestWebhookGeneric(t *testing.T) {
 		return b.exchange(t, http.MethodPost, "/v1/sources/shop/webhook",
 			headers("Content-Type", "application/json", "X-Signature", signature), body)
 	}
-	forEachBackend(t, func(t *testing.T, open func(*testing.T) store) {
+	forEachBackend(t, func(t *testing.T, open func(testing.TB) store) {
 		b := setup(t, open, webhookConfig())
 
 		t.Run("StringID", func(t *testing.T) {
@@ -505,7 +505,7 @@ func TestWebhookGeneric(t *testing.T) {
 // facts, not a redelivery.
 func TestWebhookGenericLargeNumericIDs(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, open func(*testing.T) store) {
+	forEachBackend(t, func(t *testing.T, open func(testing.TB) store) {
 		b := setup(t, open, webhookConfig())
 		for _, id := range []string{"9007199254740993", "9007199254740992", "1234567890123456789"} {
 			body := []byte(`{"kind":"order.created","event":{"id":` + id + `}}`)
