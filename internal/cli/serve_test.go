@@ -1,15 +1,17 @@
 package cli
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -18,25 +20,46 @@ import (
 	"github.com/rawevents/rawevents/ingest"
 )
 
-// TestServeShutdownKeepsAcknowledgedEvents stops the server (as SIGTERM
-// does, through the context) while clients are sending: every event that
-// was answered 2xx is in the store afterwards.
-func TestServeShutdownKeepsAcknowledgedEvents(t *testing.T) {
+// childArgsEnv makes the test binary run the command line it holds (one
+// argument per line) through Main, as the rawevents binary would.
+const childArgsEnv = "RAWEVENTS_CLI_CHILD_ARGS"
+
+func TestMain(m *testing.M) {
+	if args := os.Getenv(childArgsEnv); args != "" {
+		os.Exit(Main(strings.Split(args, "\n")))
+	}
+	os.Exit(m.Run())
+}
+
+// TestServeSIGTERMKeepsAcknowledgedEvents sends SIGTERM to a serving
+// process while clients are sending: the process exits cleanly, and every
+// event that was answered 2xx is in the store.
+func TestServeSIGTERMKeepsAcknowledgedEvents(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "events.db")
-	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	ready := make(chan string, 1)
-	opts := &ServeOpts{
-		GlobalOpts: GlobalOpts{Store: path}, Addr: "127.0.0.1:0", ShutdownTimeout: 10 * time.Second,
-		Ready: ready, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	}
-	if err := opts.Validate(); err != nil {
+	child := exec.Command(os.Args[0], "-test.run=^$")
+	child.Env = append(os.Environ(), childArgsEnv+"="+strings.Join([]string{"serve", "--store", path, "--addr", "127.0.0.1:0"}, "\n"))
+	stdout, err := child.StdoutPipe()
+	if err != nil {
 		t.Fatal(err)
 	}
-	served := make(chan error, 1)
-	go func() { served <- opts.Run(ctx, io.Discard) }()
-	addr := <-ready
+	var stderr strings.Builder
+	child.Stderr = &stderr
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := bufio.NewScanner(stdout)
+	var addr string
+	for addr == "" && lines.Scan() {
+		if _, rest, ok := strings.Cut(lines.Text(), " on http://"); ok {
+			addr = rest
+		}
+	}
+	if addr == "" {
+		child.Process.Kill() //nolint:errcheck
+		t.Fatalf("the server did not say where it listens; stderr: %s", stderr.String())
+	}
+	go io.Copy(io.Discard, stdout) //nolint:errcheck // the rest of its output
 
 	var mu sync.Mutex
 	var acked []string
@@ -71,9 +94,11 @@ func TestServeShutdownKeepsAcknowledgedEvents(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	stop() // what SIGTERM does
-	if err := <-served; err != nil {
-		t.Fatalf("serve: %v", err)
+	if err := child.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := child.Wait(); err != nil {
+		t.Fatalf("serve after SIGTERM: %v; stderr: %s", err, stderr.String())
 	}
 	wg.Wait()
 
@@ -93,7 +118,7 @@ func TestServeShutdownKeepsAcknowledgedEvents(t *testing.T) {
 	if len(acked) < 200 || len(found) != len(acked) {
 		t.Fatalf("%d events were acknowledged, %d of them are stored", len(acked), len(found))
 	}
-	t.Logf("%d acknowledged events, all stored", len(acked))
+	t.Logf("%d acknowledged events before SIGTERM, all stored", len(acked))
 }
 
 func TestServeValidate(t *testing.T) {
