@@ -158,18 +158,22 @@ func (s *Store[TTx]) appendIfAbsent(ctx context.Context, tx TTx, events []event.
 		streams = append(streams, id)
 	}
 	slices.Sort(streams)
-	for _, stream := range streams {
+	params := make([]*driver.AppendParams, len(streams))
+	for k, stream := range streams {
 		idx := byStream[stream]
 		batch := make([]event.Event, len(idx))
 		for j, i := range idx {
 			batch[j] = events[i]
 		}
-		res, err := s.driver.AppendTx(ctx, tx, &driver.AppendParams{StreamID: stream, Expected: event.Any, Events: batch})
-		if err != nil {
-			return nil, err
-		}
-		for j, i := range idx {
-			out[i] = Outcome{Event: res.Events[j], Existing: res.Duplicate}
+		params[k] = &driver.AppendParams{StreamID: stream, Expected: event.Any, Events: batch}
+	}
+	results, err := s.driver.AppendManyTx(ctx, tx, params)
+	if err != nil {
+		return nil, err
+	}
+	for k, stream := range streams {
+		for j, i := range byStream[stream] {
+			out[i] = Outcome{Event: results[k].Events[j], Existing: results[k].Duplicate}
 		}
 	}
 	for i, e := range events {

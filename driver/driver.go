@@ -29,6 +29,12 @@ type Driver[TTx any] interface {
 	// once the caller commits tx; after an error the caller must roll tx
 	// back.
 	AppendTx(ctx context.Context, tx TTx, params *AppendParams) (*event.AppendResult, error)
+	// AppendManyTx is AppendTx for several streams at once, in order, in
+	// as few round trips as the database allows. It is meant for callers
+	// that looked the ids up in tx first: an id already stored may fail
+	// the call with event.ErrEventIDReused instead of being recognised as
+	// a repeat.
+	AppendManyTx(ctx context.Context, tx TTx, params []*AppendParams) ([]*event.AppendResult, error)
 	// InTx runs fn in a transaction of the driver's own and commits it if
 	// fn returns nil (rolls it back otherwise). Readers waiting in this
 	// process are woken after the commit.

@@ -102,6 +102,46 @@ func (d *Driver) lookup(ctx context.Context, q interface {
 }
 
 func (d *Driver) append(ctx context.Context, q querier, p *driver.AppendParams, flags appendFlags) (*event.AppendResult, error) {
+	args, err := d.appendArgs(p, flags)
+	if err != nil {
+		return nil, err
+	}
+	return d.scanAppend(ctx, q.QueryRow(ctx, d.sql.appendEvents, args...), p)
+}
+
+// AppendManyTx implements driver.Driver: every append is queued in one
+// pipelined batch, so the whole call is one round trip. The ids are not
+// looked up first (the caller has); one already stored fails the call
+// with event.ErrEventIDReused.
+func (d *Driver) AppendManyTx(ctx context.Context, tx pgx.Tx, params []*driver.AppendParams) ([]*event.AppendResult, error) {
+	_, own := d.ownTx.Load(tx)
+	flags := appendFlags{notify: !own}
+	batch := &pgx.Batch{}
+	for _, p := range params {
+		args, err := d.appendArgs(p, flags)
+		if err != nil {
+			return nil, err
+		}
+		batch.Queue(d.sql.appendEvents, args...)
+	}
+	results := tx.SendBatch(ctx, batch)
+	defer results.Close()
+	out := make([]*event.AppendResult, len(params))
+	for i, p := range params {
+		res, err := d.scanAppend(ctx, results.QueryRow(), p)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = res
+	}
+	if err := results.Close(); err != nil {
+		return nil, translate(ctx, "append", err)
+	}
+	return out, nil
+}
+
+// appendArgs are the arguments of append_events for p.
+func (d *Driver) appendArgs(p *driver.AppendParams, flags appendFlags) ([]any, error) {
 	n := len(p.Events)
 	var (
 		ids           = make([]uuid.UUID, n)
@@ -126,19 +166,22 @@ func (d *Driver) append(ctx context.Context, q querier, p *driver.AppendParams, 
 	if n > 0 {
 		recordedAt = p.Events[0].RecordedAt
 	}
+	return []any{p.StreamID, int64(p.Expected), ids, types, schemaVersion, data, metadata,
+		correlation, causation, occurred, recordedAt, flags.notify, d.config.AsyncCommit, flags.checkIDs}, nil
+}
+
+// scanAppend reads append_events' answer for p.
+func (d *Driver) scanAppend(ctx context.Context, row pgx.Row, p *driver.AppendParams) (*event.AppendResult, error) {
 	var (
 		duplicate                bool
 		version                  int64
 		positions, versions      []int64
 		occurredOut, recordedOut []time.Time
 	)
-	err := q.QueryRow(ctx, d.sql.appendEvents, p.StreamID, int64(p.Expected), ids, types, schemaVersion, data, metadata,
-		correlation, causation, occurred, recordedAt, flags.notify, d.config.AsyncCommit, flags.checkIDs).
-		Scan(&duplicate, &version, &positions, &versions, &occurredOut, &recordedOut)
-	if err != nil {
+	if err := row.Scan(&duplicate, &version, &positions, &versions, &occurredOut, &recordedOut); err != nil {
 		return nil, d.appendError(ctx, p, err)
 	}
-	res := &event.AppendResult{StreamID: p.StreamID, Version: version, Duplicate: duplicate, Events: make([]event.Event, n)}
+	res := &event.AppendResult{StreamID: p.StreamID, Version: version, Duplicate: duplicate, Events: make([]event.Event, len(p.Events))}
 	for i, e := range p.Events {
 		e.Position, e.StreamVersion = positions[i], versions[i]
 		e.OccurredAt, e.RecordedAt = occurredOut[i].UTC(), recordedOut[i].UTC()

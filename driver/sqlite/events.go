@@ -45,6 +45,20 @@ func (d *Driver) AppendTx(ctx context.Context, tx *sql.Tx, p *driver.AppendParam
 	return d.append(ctx, tx, p)
 }
 
+// AppendManyTx implements driver.Driver: one append after the other, on
+// the one write connection.
+func (d *Driver) AppendManyTx(ctx context.Context, tx *sql.Tx, params []*driver.AppendParams) ([]*event.AppendResult, error) {
+	out := make([]*event.AppendResult, len(params))
+	for i, p := range params {
+		res, err := d.append(ctx, tx, p)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = res
+	}
+	return out, nil
+}
+
 func (d *Driver) append(ctx context.Context, tx *sql.Tx, p *driver.AppendParams) (*event.AppendResult, error) {
 	if dup, err := findDuplicate(ctx, tx, p); err != nil || dup != nil {
 		return dup, err
