@@ -93,6 +93,7 @@ func newRootCommand(getenv func(string) string) *cobra.Command {
 		newMigrateCommand(&globals),
 		newServeCommand(&globals, getenv),
 		newIngestCommand(&globals, getenv),
+		newBenchCommand(&globals),
 	)
 	return root
 }
