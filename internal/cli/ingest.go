@@ -152,7 +152,7 @@ safe: events already stored count as duplicates.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&opts.Server, "server", cmpOr(getenv("RAWEVENTS_SERVER"), DefaultIngestServer),
+	f.StringVar(&opts.Server, "server", cmp.Or(getenv("RAWEVENTS_SERVER"), DefaultIngestServer),
 		"base URL of the rawevents server (env RAWEVENTS_SERVER)")
 	// The default stays out of the flag so that --help never shows a secret.
 	f.StringVar(&opts.Token, "token", "", "bearer token with the ingest scope (env RAWEVENTS_TOKEN)")
@@ -681,7 +681,7 @@ func (r *ingestRun) post(batch []pending) answer {
 		} `json:"errors"`
 	}
 	if json.Unmarshal(data, &problem) == nil {
-		a.detail = cmpOr(problem.Detail, problem.Title)
+		a.detail = cmp.Or(problem.Detail, problem.Title)
 		for _, e := range problem.Errors {
 			inner, ok := strings.CutPrefix(e.Location, "body[")
 			inner, ok2 := strings.CutSuffix(inner, "]")
@@ -690,7 +690,7 @@ func (r *ingestRun) post(batch []pending) answer {
 				if a.invalid == nil {
 					a.invalid = map[int]string{}
 				}
-				a.invalid[i] = cmpOr(e.Message, a.detail)
+				a.invalid[i] = cmp.Or(e.Message, a.detail)
 			}
 		}
 	}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -97,8 +98,8 @@ func (o *ServeOpts) Validate() error {
 			return fmt.Errorf("--config %s: %w", o.ConfigFile, err)
 		}
 	}
-	o.Addr = cmpOr(o.Addr, o.file.Addr, "127.0.0.1:8080")
-	o.Store = cmpOr(o.Store, o.file.Store, "rawevents.db")
+	o.Addr = cmp.Or(o.Addr, o.file.Addr, "127.0.0.1:8080")
+	o.Store = cmp.Or(o.Store, o.file.Store, "rawevents.db")
 	o.tokens = append([]server.Token(nil), o.file.Tokens...)
 	for _, t := range o.Tokens {
 		token, err := server.ParseToken(t)
@@ -118,15 +119,6 @@ func (o *ServeOpts) Validate() error {
 		errs = append(errs, errors.New("--shutdown-timeout must be positive"))
 	}
 	return errors.Join(errs...)
-}
-
-func cmpOr(values ...string) string {
-	for _, v := range values {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }
 
 func isLoopback(host string) bool {

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -58,23 +59,16 @@ func (w WebhookSource) String() string {
 // withDefaults fills in the conventions of the source's kind.
 func (w WebhookSource) withDefaults(name string) WebhookSource {
 	if w.Kind == "github" {
-		w.SignatureHeader = cmpOr(w.SignatureHeader, "X-Hub-Signature-256")
-		w.SignaturePrefix = cmpOr(w.SignaturePrefix, "sha256=")
-		w.ID = cmpOr(w.ID, "header:X-GitHub-Delivery")
-		w.Type = cmpOr(w.Type, "header:X-GitHub-Event")
-		w.TypePrefix = cmpOr(w.TypePrefix, "com.github.")
+		w.SignatureHeader = cmp.Or(w.SignatureHeader, "X-Hub-Signature-256")
+		w.SignaturePrefix = cmp.Or(w.SignaturePrefix, "sha256=")
+		w.ID = cmp.Or(w.ID, "header:X-GitHub-Delivery")
+		w.Type = cmp.Or(w.Type, "header:X-GitHub-Event")
+		w.TypePrefix = cmp.Or(w.TypePrefix, "com.github.")
 	}
-	w.Kind = cmpOr(w.Kind, "generic")
-	w.Source = cmpOr(w.Source, name)
-	w.SignatureEncoding = cmpOr(w.SignatureEncoding, "hex")
+	w.Kind = cmp.Or(w.Kind, "generic")
+	w.Source = cmp.Or(w.Source, name)
+	w.SignatureEncoding = cmp.Or(w.SignatureEncoding, "hex")
 	return w
-}
-
-func cmpOr(v, fallback string) string {
-	if v == "" {
-		return fallback
-	}
-	return v
 }
 
 func validateSources(sources map[string]WebhookSource) error {
@@ -169,7 +163,7 @@ func (s *Server) registerWebhooks() {
 		if mediaType, _, err := mime.ParseMediaType(contentType); err == nil {
 			contentType = mediaType
 		}
-		e.SetDataContentType(cmpOr(contentType, "application/octet-stream"))
+		e.SetDataContentType(cmp.Or(contentType, "application/octet-stream"))
 		e.DataEncoded = in.RawBody
 		t := in.transport(ctx, "webhook")
 		t.Verified = "hmac-sha256"
