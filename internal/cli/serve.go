@@ -164,6 +164,8 @@ func (o *ServeOpts) Run(ctx context.Context, out io.Writer) error {
 		o.Store, base, base, base)
 	if len(o.tokens) == 0 {
 		fmt.Fprintf(out, "  no tokens configured: listening on loopback only, without authentication\n")
+	} else {
+		fmt.Fprintf(out, "  %d token(s) configured: add -H 'Authorization: Bearer <secret>' to requests\n", len(o.tokens))
 	}
 	if o.Ready != nil {
 		o.Ready <- ln.Addr().String()
