@@ -19,6 +19,11 @@
 //     returned in order and a position is only passed once nothing below it
 //     can still commit.
 //
+// AppendIfAbsent is the write of ingestion and backfills: events whose ids
+// are derived from the sender's identity of a fact are stored once, and a
+// second delivery answers with the first one's event. Package ingest builds
+// raw CloudEvents ingestion, with group commit, on it.
+//
 // The usual shape of a program:
 //
 //	d, err := sqlite.Open("app.db", nil)     // or postgres.Open(ctx, url, nil)
