@@ -103,6 +103,7 @@ type InvalidError struct {
 	Reason string
 }
 
+// Error says which event is invalid and why.
 func (e *InvalidError) Error() string {
 	return fmt.Sprintf("event %d: %s", e.Index, e.Reason)
 }
