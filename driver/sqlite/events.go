@@ -19,19 +19,17 @@ import (
 
 const eventColumns = `position, event_id, stream_id, stream_version, type, schema_version, data, metadata, occurred_at, recorded_at`
 
-// Append implements driver.Driver.
+// Append implements driver.Driver. It skips the idempotency lookup: an
+// append that repeats an earlier one fails on its expected version or on
+// the unique event id, and only then runs again with the lookup, which
+// answers with the original result.
 func (d *Driver) Append(ctx context.Context, p *driver.AppendParams) (*event.AppendResult, error) {
-	tx, err := d.write.BeginTx(ctx, nil)
-	if err != nil {
-		return nil, translate(ctx, "append", err)
+	res, err := d.appendInTx(ctx, p, false)
+	if errors.Is(err, event.ErrConcurrency) || errors.Is(err, event.ErrEventIDReused) {
+		res, err = d.appendInTx(ctx, p, true)
 	}
-	res, err := d.append(ctx, tx, p)
 	if err != nil {
-		tx.Rollback() //nolint:errcheck // the append error is the one to report
 		return nil, err
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, translate(ctx, "append", err)
 	}
 	if !res.Duplicate && len(res.Events) > 0 {
 		d.changed.Broadcast()
@@ -39,10 +37,26 @@ func (d *Driver) Append(ctx context.Context, p *driver.AppendParams) (*event.App
 	return res, nil
 }
 
+func (d *Driver) appendInTx(ctx context.Context, p *driver.AppendParams, checkIDs bool) (*event.AppendResult, error) {
+	tx, err := d.write.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, translate(ctx, "append", err)
+	}
+	res, err := d.append(ctx, tx, p, checkIDs)
+	if err != nil {
+		tx.Rollback() //nolint:errcheck // the append error is the one to report
+		return nil, err
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, translate(ctx, "append", err)
+	}
+	return res, nil
+}
+
 // AppendTx implements driver.Driver. Begin tx on DB(). Readers waiting in
 // this process see the events within PollInterval of the commit.
 func (d *Driver) AppendTx(ctx context.Context, tx *sql.Tx, p *driver.AppendParams) (*event.AppendResult, error) {
-	return d.append(ctx, tx, p)
+	return d.append(ctx, tx, p, true)
 }
 
 // AppendManyTx implements driver.Driver: one append after the other, on
@@ -50,7 +64,7 @@ func (d *Driver) AppendTx(ctx context.Context, tx *sql.Tx, p *driver.AppendParam
 func (d *Driver) AppendManyTx(ctx context.Context, tx *sql.Tx, params []*driver.AppendParams) ([]*event.AppendResult, error) {
 	out := make([]*event.AppendResult, len(params))
 	for i, p := range params {
-		res, err := d.append(ctx, tx, p)
+		res, err := d.append(ctx, tx, p, true)
 		if err != nil {
 			return nil, err
 		}
@@ -59,9 +73,13 @@ func (d *Driver) AppendManyTx(ctx context.Context, tx *sql.Tx, params []*driver.
 	return out, nil
 }
 
-func (d *Driver) append(ctx context.Context, tx *sql.Tx, p *driver.AppendParams) (*event.AppendResult, error) {
-	if dup, err := findDuplicate(ctx, tx, p); err != nil || dup != nil {
-		return dup, err
+// append writes p in tx. With checkIDs it first looks the ids up, so that
+// a repeat of an earlier append returns that append's result.
+func (d *Driver) append(ctx context.Context, tx *sql.Tx, p *driver.AppendParams, checkIDs bool) (*event.AppendResult, error) {
+	if checkIDs {
+		if dup, err := findDuplicate(ctx, tx, p); err != nil || dup != nil {
+			return dup, err
+		}
 	}
 	var current int64
 	err := tx.QueryRowContext(ctx, `SELECT version FROM streams WHERE stream_id = ?`, p.StreamID).Scan(&current)
