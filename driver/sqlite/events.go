@@ -60,11 +60,12 @@ func (d *Driver) AppendTx(ctx context.Context, tx *sql.Tx, p *driver.AppendParam
 }
 
 // AppendManyTx implements driver.Driver: one append after the other, on
-// the one write connection.
+// the one write connection, without looking the ids up again (the caller
+// has, in tx; a stored one fails on the unique index).
 func (d *Driver) AppendManyTx(ctx context.Context, tx *sql.Tx, params []*driver.AppendParams) ([]*event.AppendResult, error) {
 	out := make([]*event.AppendResult, len(params))
 	for i, p := range params {
-		res, err := d.append(ctx, tx, p, true)
+		res, err := d.append(ctx, tx, p, false)
 		if err != nil {
 			return nil, err
 		}
