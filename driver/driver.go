@@ -46,6 +46,9 @@ type Driver[TTx any] interface {
 	Lookup(ctx context.Context, ids []uuid.UUID) ([]event.Event, error)
 	// ReadStream reads one stream's events.
 	ReadStream(ctx context.Context, params *ReadStreamParams) ([]event.Event, error)
+	// ReadStreamTx reads one stream's events inside tx, seeing what tx
+	// appended before it commits.
+	ReadStreamTx(ctx context.Context, tx TTx, params *ReadStreamParams) ([]event.Event, error)
 	// ReadAll reads the global log in position order. It never returns an
 	// event while an earlier position may still be committed (invariant 5:
 	// no skipped events).
@@ -72,6 +75,8 @@ type Driver[TTx any] interface {
 	// Close releases what the driver opened. Pools handed to the driver by
 	// the caller stay open.
 	Close() error
+
+	Subscriptions[TTx]
 }
 
 // AppendParams are the arguments of an append.

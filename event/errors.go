@@ -28,6 +28,18 @@ var (
 	// ErrSchemaOutdated means the database needs migrations this binary has
 	// (run "rawevents migrate" or Store.Migrate).
 	ErrSchemaOutdated = errors.New("database schema needs migrating")
+	// ErrLeaseLost means a subscription partition is no longer held by the
+	// process that tried to commit work on it: its lease ran out and
+	// another process took the partition. The work must be rolled back.
+	ErrLeaseLost = errors.New("partition lease lost")
+	// ErrPartitionsChanged means a subscription was started with another
+	// partition count than the one its checkpoints were made with.
+	ErrPartitionsChanged = errors.New("subscription partition count changed")
+	// ErrSubscriptionNotFound means no subscription of that name has state.
+	ErrSubscriptionNotFound = errors.New("subscription not found")
+	// ErrParkedNotFound means no parked event matched (none at that
+	// position, or not in a state that allows the change).
+	ErrParkedNotFound = errors.New("parked event not found")
 )
 
 // ConcurrencyError says which stream refused an append and why. It matches

@@ -69,6 +69,12 @@ func Run[TTx any](t *testing.T, newHarness Factory[TTx]) {
 		{"Follow", testFollow[TTx]},
 		{"AppendIfAbsent", testAppendIfAbsent[TTx]},
 		{"AppendIfAbsentConcurrent", testAppendIfAbsentConcurrent[TTx]},
+		{"ReadStreamTx", testReadStreamTx[TTx]},
+		{"ClaimFairShare", testClaimFairShare[TTx]},
+		{"ClaimExpiredLease", testClaimExpiredLease[TTx]},
+		{"ClaimPartitionsChanged", testClaimPartitionsChanged[TTx]},
+		{"CheckpointFencing", testCheckpointFencing[TTx]},
+		{"Parking", testParking[TTx]},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

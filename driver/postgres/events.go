@@ -225,6 +225,15 @@ func nullable(s string) *string {
 
 // ReadStream implements driver.Driver.
 func (d *Driver) ReadStream(ctx context.Context, p *driver.ReadStreamParams) ([]event.Event, error) {
+	return d.readStream(ctx, d.pool, p)
+}
+
+// ReadStreamTx implements driver.Driver.
+func (d *Driver) ReadStreamTx(ctx context.Context, tx pgx.Tx, p *driver.ReadStreamParams) ([]event.Event, error) {
+	return d.readStream(ctx, tx, p)
+}
+
+func (d *Driver) readStream(ctx context.Context, q querier, p *driver.ReadStreamParams) ([]event.Event, error) {
 	query, from := d.sql.readStream, p.From
 	if p.Backwards {
 		query = d.sql.readStreamBack
@@ -232,7 +241,7 @@ func (d *Driver) ReadStream(ctx context.Context, p *driver.ReadStreamParams) ([]
 			from = math.MaxInt64
 		}
 	}
-	rows, err := d.pool.Query(ctx, query, p.StreamID, from, p.Limit)
+	rows, err := q.Query(ctx, query, p.StreamID, from, p.Limit)
 	if err != nil {
 		return nil, translate(ctx, "read stream", err)
 	}

@@ -416,6 +416,8 @@ func (d *Driver) CheckSchema(ctx context.Context) error {
 
 type querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 }
 
 func (d *Driver) schemaVersion(ctx context.Context, q querier) (int, error) {

@@ -247,6 +247,15 @@ func sameContent(stored, proposed event.Event) bool {
 
 // ReadStream implements driver.Driver.
 func (d *Driver) ReadStream(ctx context.Context, p *driver.ReadStreamParams) ([]event.Event, error) {
+	return readStream(ctx, d.read, p)
+}
+
+// ReadStreamTx implements driver.Driver.
+func (d *Driver) ReadStreamTx(ctx context.Context, tx *sql.Tx, p *driver.ReadStreamParams) ([]event.Event, error) {
+	return readStream(ctx, tx, p)
+}
+
+func readStream(ctx context.Context, q querier, p *driver.ReadStreamParams) ([]event.Event, error) {
 	query := `SELECT ` + eventColumns + ` FROM events WHERE stream_id = ? AND stream_version >= ? ORDER BY stream_version LIMIT ?`
 	from := p.From
 	if p.Backwards {
@@ -255,7 +264,7 @@ func (d *Driver) ReadStream(ctx context.Context, p *driver.ReadStreamParams) ([]
 			from = math.MaxInt64
 		}
 	}
-	rows, err := d.read.QueryContext(ctx, query, p.StreamID, from, p.Limit)
+	rows, err := q.QueryContext(ctx, query, p.StreamID, from, p.Limit)
 	if err != nil {
 		return nil, translate(ctx, "read stream", err)
 	}
