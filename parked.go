@@ -1,0 +1,150 @@
+package rawevents
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+
+	"github.com/rawevents/rawevents/driver"
+	"github.com/rawevents/rawevents/event"
+)
+
+// SubscriptionStatus says how far a subscription is and what it left
+// parked.
+type SubscriptionStatus struct {
+	Name string `json:"name"`
+	// Position is the lowest checkpoint of its partitions: every event up
+	// to it is done in every partition.
+	Position int64 `json:"position"`
+	// Head is the position of the last event in the log.
+	Head int64 `json:"head"`
+	// Lag is how many positions the slowest partition is behind Head.
+	Lag int64 `json:"lag"`
+	// Parked counts the events waiting for an operator or being retried.
+	Parked     int                      `json:"parked"`
+	Partitions []driver.PartitionStatus `json:"partitions"`
+}
+
+// SubscriptionStatus returns a subscription's status, or fails with
+// event.ErrSubscriptionNotFound when it has never run.
+func (s *Store[TTx]) SubscriptionStatus(ctx context.Context, name string) (*SubscriptionStatus, error) {
+	if err := s.usable(ctx); err != nil {
+		return nil, err
+	}
+	st, err := s.driver.SubscriptionStatus(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	out := &SubscriptionStatus{Name: name, Head: st.Head, Parked: st.Parked, Partitions: st.Partitions}
+	out.Position = slices.MinFunc(st.Partitions, func(a, b driver.PartitionStatus) int { return cmp.Compare(a.Position, b.Position) }).Position
+	out.Lag = max(out.Head-out.Position, 0)
+	return out, nil
+}
+
+// Subscriptions lists the names of the subscriptions that have run.
+func (s *Store[TTx]) Subscriptions(ctx context.Context) ([]string, error) {
+	if err := s.usable(ctx); err != nil {
+		return nil, err
+	}
+	return s.driver.Subscriptions(ctx)
+}
+
+// ParkedOpts select parked events. Nil lists the first page of the events
+// still waiting for an operator.
+type ParkedOpts struct {
+	// States keeps events in these states (driver.ParkedWaiting, ...);
+	// empty keeps the waiting and retrying ones.
+	States []string
+	// After is the position to list after.
+	After int64
+	// Limit is the page size; 0 means DefaultPageSize.
+	Limit int
+}
+
+// Parked lists a subscription's parked events in position order.
+func (s *Store[TTx]) Parked(ctx context.Context, subscription string, opts *ParkedOpts) ([]driver.Parked, error) {
+	if err := s.usable(ctx); err != nil {
+		return nil, err
+	}
+	if opts == nil {
+		opts = &ParkedOpts{}
+	}
+	limit, err := pageSize(opts.Limit)
+	if err != nil {
+		return nil, err
+	}
+	states := opts.States
+	if len(states) == 0 {
+		states = []string{driver.ParkedWaiting, driver.ParkedRetrying}
+	}
+	for _, st := range states {
+		if !slices.Contains([]string{driver.ParkedWaiting, driver.ParkedRetrying, driver.ParkedSkipped, driver.ParkedResolved}, st) {
+			return nil, &event.ValidationError{Index: -1, Field: "state", Reason: fmt.Sprintf("%q is not a parked state", st)}
+		}
+	}
+	return s.driver.Parked(ctx, &driver.ParkedParams{Subscription: subscription, States: states, Partition: -1, After: opts.After, Limit: limit})
+}
+
+// ParkedDecision is an operator's decision on a parked event. It is
+// recorded as an event, so the log says who retried or skipped what, and
+// why.
+type ParkedDecision struct {
+	// Actor is who decided; required.
+	Actor string
+	// Reason says why, for the audit trail.
+	Reason string
+}
+
+// Types of the events that record decisions on parked events, in the
+// stream ParkedStream(subscription).
+const (
+	ParkedRetryRequested = "rawevents.parked.retry_requested"
+	ParkedSkippedType    = "rawevents.parked.skipped"
+)
+
+// ParkedStream is the stream that records the decisions on a
+// subscription's parked events.
+func ParkedStream(subscription string) string { return SystemStreamPrefix + "parked:" + subscription }
+
+// RetryParked asks the subscription to try a parked event again: the
+// process holding its partition does so within a second or two, and marks
+// it resolved if the handler succeeds or parks it again with the new error.
+// The request is recorded as an event.
+func (s *Store[TTx]) RetryParked(ctx context.Context, subscription string, position int64, d *ParkedDecision) error {
+	return s.decideParked(ctx, subscription, position, d, driver.ParkedRetrying, ParkedRetryRequested)
+}
+
+// SkipParked marks a parked event as one the subscription will not handle.
+// The decision is recorded as an event.
+func (s *Store[TTx]) SkipParked(ctx context.Context, subscription string, position int64, d *ParkedDecision) error {
+	return s.decideParked(ctx, subscription, position, d, driver.ParkedSkipped, ParkedSkippedType)
+}
+
+func (s *Store[TTx]) decideParked(ctx context.Context, subscription string, position int64, d *ParkedDecision, to, eventType string) error {
+	if err := s.usable(ctx); err != nil {
+		return err
+	}
+	if d == nil || d.Actor == "" {
+		return &event.ValidationError{Index: -1, Field: "actor", Reason: "is required: decisions on parked events are audited"}
+	}
+	data, err := json.Marshal(map[string]any{"subscription": subscription, "position": position, "reason": d.Reason})
+	if err != nil {
+		return err
+	}
+	stream := ParkedStream(subscription)
+	params, err := s.appendParams(ctx, stream, event.Any, []event.Proposed{{Type: eventType, Data: data, Metadata: event.Metadata{Actor: d.Actor}}})
+	if err != nil {
+		return err
+	}
+	return s.driver.InTx(ctx, func(tx TTx) error {
+		if err := s.driver.SetParkedStateTx(ctx, tx, &driver.SetParkedStateParams{
+			Subscription: subscription, Position: position, From: []string{driver.ParkedWaiting}, To: to,
+		}); err != nil {
+			return err
+		}
+		_, err := s.driver.AppendTx(ctx, tx, params)
+		return err
+	})
+}
