@@ -77,6 +77,7 @@ type Driver[TTx any] interface {
 	Close() error
 
 	Subscriptions[TTx]
+	Snapshots[TTx]
 }
 
 // AppendParams are the arguments of an append.

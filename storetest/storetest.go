@@ -75,6 +75,7 @@ func Run[TTx any](t *testing.T, newHarness Factory[TTx]) {
 		{"ClaimPartitionsChanged", testClaimPartitionsChanged[TTx]},
 		{"CheckpointFencing", testCheckpointFencing[TTx]},
 		{"Parking", testParking[TTx]},
+		{"Snapshots", testSnapshots[TTx]},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

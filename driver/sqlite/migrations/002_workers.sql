@@ -38,3 +38,14 @@ CREATE TABLE parked_events (
 ) WITHOUT ROWID;
 
 CREATE INDEX parked_events_state ON parked_events (subscription, state, position);
+
+-- Aggregate snapshots: a cache of a stream's state at a version, never the
+-- truth. Rows may be deleted (pruned); events never are.
+CREATE TABLE snapshots (
+    stream_id      TEXT    NOT NULL,
+    version        INTEGER NOT NULL, -- the stream version the state includes
+    schema_version INTEGER NOT NULL, -- the snapshot format, set by the code that wrote it
+    data           BLOB    NOT NULL,
+    created_at     INTEGER NOT NULL, -- unix microseconds, UTC
+    PRIMARY KEY (stream_id, version)
+) WITHOUT ROWID;

@@ -39,3 +39,14 @@ CREATE TABLE {schema}.parked_events (
 );
 
 CREATE INDEX parked_events_state ON {schema}.parked_events (subscription, state, position);
+
+-- Aggregate snapshots: a cache of a stream's state at a version, never the
+-- truth. Rows may be deleted (pruned); events never are.
+CREATE TABLE {schema}.snapshots (
+    stream_id      text        NOT NULL,
+    version        bigint      NOT NULL, -- the stream version the state includes
+    schema_version integer     NOT NULL, -- the snapshot format, set by the code that wrote it
+    data           bytea       NOT NULL,
+    created_at     timestamptz NOT NULL,
+    PRIMARY KEY (stream_id, version)
+);
