@@ -269,6 +269,23 @@ type ReadStreamOpts struct {
 // ReadStream reads a stream's events in version order (or reverse order).
 // A stream with no events reads as empty, not as an error.
 func (s *Store[TTx]) ReadStream(ctx context.Context, streamID string, opts *ReadStreamOpts) ([]event.Event, error) {
+	params, err := s.readStreamParams(ctx, streamID, opts)
+	if err != nil {
+		return nil, err
+	}
+	return s.driver.ReadStream(ctx, params)
+}
+
+// ReadStreamTx is ReadStream inside tx: it sees what tx appended.
+func (s *Store[TTx]) ReadStreamTx(ctx context.Context, tx TTx, streamID string, opts *ReadStreamOpts) ([]event.Event, error) {
+	params, err := s.readStreamParams(ctx, streamID, opts)
+	if err != nil {
+		return nil, err
+	}
+	return s.driver.ReadStreamTx(ctx, tx, params)
+}
+
+func (s *Store[TTx]) readStreamParams(ctx context.Context, streamID string, opts *ReadStreamOpts) (*driver.ReadStreamParams, error) {
 	if err := s.usable(ctx); err != nil {
 		return nil, err
 	}
@@ -289,7 +306,7 @@ func (s *Store[TTx]) ReadStream(ctx context.Context, streamID string, opts *Read
 	if from == 0 && !opts.Backwards {
 		from = 1
 	}
-	return s.driver.ReadStream(ctx, &driver.ReadStreamParams{StreamID: streamID, From: from, Backwards: opts.Backwards, Limit: limit})
+	return &driver.ReadStreamParams{StreamID: streamID, From: from, Backwards: opts.Backwards, Limit: limit}, nil
 }
 
 // ReadAllOpts select a page of the global log. Nil reads the first default

@@ -1,0 +1,339 @@
+package domain
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"reflect"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/rawevents/rawevents"
+	"github.com/rawevents/rawevents/driver"
+	"github.com/rawevents/rawevents/event"
+)
+
+// Aggregate describes a kind of aggregate: a consistency boundary whose
+// state S is built by applying its events in order, one stream per
+// instance. Commands are decided against that state (see
+// Repository.Execute), and an aggregate's events are appended with the
+// version they were decided on, so two decisions never both win.
+type Aggregate[S any] struct {
+	// Name is the kind ("account"); instance id's stream is Name + "-" +
+	// id. Required.
+	Name string
+	// Types registers the aggregate's events. Required.
+	Types *Types
+	// Initial returns the state before any event; nil means S's zero
+	// value.
+	Initial func() S
+	// Apply returns the state after one event, given as its registered Go
+	// value. It must not mutate what state shares with earlier states
+	// (copy maps and slices before changing them) and must be
+	// deterministic: replaying the same events gives the same state.
+	// Required.
+	Apply func(state S, e any) S
+	// SnapshotEvery saves a snapshot of the state each time the stream
+	// crosses a multiple of it; 0 never snapshots. The state is saved as
+	// its JSON encoding, so only what survives encoding/json (exported
+	// fields) is kept.
+	SnapshotEvery int
+	// SnapshotVersion tags the snapshots; change it whenever S's JSON
+	// changes meaning, and older snapshots are ignored. 0 means 1.
+	SnapshotVersion int
+}
+
+func (a *Aggregate[S]) validate() error {
+	var errs []error
+	if a.Name == "" {
+		errs = append(errs, errors.New("aggregate: Name is required"))
+	}
+	if a.Types == nil {
+		errs = append(errs, fmt.Errorf("aggregate %s: Types is required", a.Name))
+	}
+	if a.Apply == nil {
+		errs = append(errs, fmt.Errorf("aggregate %s: Apply is required", a.Name))
+	}
+	if a.SnapshotEvery < 0 || a.SnapshotVersion < 0 {
+		errs = append(errs, fmt.Errorf("aggregate %s: SnapshotEvery and SnapshotVersion must not be negative", a.Name))
+	}
+	return errors.Join(errs...)
+}
+
+// StreamID returns the stream of the instance id.
+func (a *Aggregate[S]) StreamID(id string) string { return a.Name + "-" + id }
+
+func (a *Aggregate[S]) initial() S {
+	if a.Initial != nil {
+		return a.Initial()
+	}
+	var zero S
+	return zero
+}
+
+func (a *Aggregate[S]) snapshotVersion() int { return max(a.SnapshotVersion, 1) }
+
+// deref returns the value a pointer points at, so that Apply sees the
+// same values whether a decision returned values or pointers.
+func deref(v any) any {
+	rv := reflect.ValueOf(v)
+	if rv.Kind() == reflect.Pointer && !rv.IsNil() {
+		return rv.Elem().Interface()
+	}
+	return v
+}
+
+// Fold applies events, given as their registered Go values, to state. It
+// is how tests and tools build a state without a store.
+func (a *Aggregate[S]) Fold(state S, events ...any) S {
+	for _, e := range events {
+		state = a.Apply(state, deref(e))
+	}
+	return state
+}
+
+// Loaded is an aggregate instance as loaded from the store.
+type Loaded[S any] struct {
+	ID    string
+	State S
+	// Version is the stream version the state includes: the version to
+	// expect when appending.
+	Version int64
+	// SnapshotVersion is the stream version of the snapshot the load
+	// started from, 0 when it replayed the whole stream.
+	SnapshotVersion int64
+}
+
+// Repository loads aggregate instances and saves the events decided
+// against them.
+type Repository[TTx, S any] struct {
+	store  *rawevents.Store[TTx]
+	agg    *Aggregate[S]
+	logger *slog.Logger
+}
+
+// NewRepository returns a repository of agg's instances in store.
+func NewRepository[TTx, S any](store *rawevents.Store[TTx], agg *Aggregate[S]) (*Repository[TTx, S], error) {
+	if err := agg.validate(); err != nil {
+		return nil, err
+	}
+	return &Repository[TTx, S]{store: store, agg: agg, logger: slog.Default().With("aggregate", agg.Name)}, nil
+}
+
+// Aggregate returns the repository's aggregate.
+func (r *Repository[TTx, S]) Aggregate() *Aggregate[S] { return r.agg }
+
+// Load returns the instance's current state: its latest usable snapshot
+// plus the events after it, read page by page so memory stays bounded
+// however long the stream. An instance without events loads as the
+// initial state at version 0.
+func (r *Repository[TTx, S]) Load(ctx context.Context, id string) (*Loaded[S], error) {
+	d := r.store.Driver()
+	return r.load(ctx, id, func(p *driver.LatestSnapshotParams) (*driver.Snapshot, error) { return d.LatestSnapshot(ctx, p) },
+		func(stream string, o *rawevents.ReadStreamOpts) ([]event.Event, error) { return r.store.ReadStream(ctx, stream, o) })
+}
+
+// LoadTx is Load inside tx: it sees what tx appended.
+func (r *Repository[TTx, S]) LoadTx(ctx context.Context, tx TTx, id string) (*Loaded[S], error) {
+	d := r.store.Driver()
+	return r.load(ctx, id, func(p *driver.LatestSnapshotParams) (*driver.Snapshot, error) { return d.LatestSnapshotTx(ctx, tx, p) },
+		func(stream string, o *rawevents.ReadStreamOpts) ([]event.Event, error) { return r.store.ReadStreamTx(ctx, tx, stream, o) })
+}
+
+// LoadFromStart is Load without snapshots: a full replay. Tests use it to
+// check that snapshots change nothing.
+func (r *Repository[TTx, S]) LoadFromStart(ctx context.Context, id string) (*Loaded[S], error) {
+	return r.load(ctx, id, func(*driver.LatestSnapshotParams) (*driver.Snapshot, error) { return nil, nil },
+		func(stream string, o *rawevents.ReadStreamOpts) ([]event.Event, error) { return r.store.ReadStream(ctx, stream, o) })
+}
+
+func (r *Repository[TTx, S]) load(ctx context.Context, id string,
+	latest func(*driver.LatestSnapshotParams) (*driver.Snapshot, error),
+	read func(string, *rawevents.ReadStreamOpts) ([]event.Event, error),
+) (*Loaded[S], error) {
+	stream := r.agg.StreamID(id)
+	out := &Loaded[S]{ID: id, State: r.agg.initial()}
+	if r.agg.SnapshotEvery > 0 {
+		snap, err := latest(&driver.LatestSnapshotParams{StreamID: stream, SchemaVersion: r.agg.snapshotVersion()})
+		if err != nil {
+			return nil, err
+		}
+		if snap != nil {
+			state := r.agg.initial()
+			if err := json.Unmarshal(snap.Data, &state); err != nil {
+				// A snapshot is a cache: one that does not decode is ignored.
+				r.logger.Warn("snapshot ignored", "stream", stream, "version", snap.Version, "err", err)
+			} else {
+				out.State, out.Version, out.SnapshotVersion = state, snap.Version, snap.Version
+			}
+		}
+	}
+	for {
+		page, err := read(stream, &rawevents.ReadStreamOpts{From: out.Version + 1, Limit: rawevents.DefaultPageSize})
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range page {
+			v, err := r.agg.Types.Decode(e)
+			if err != nil {
+				return nil, fmt.Errorf("load %s: %w", stream, err)
+			}
+			out.State, out.Version = r.agg.Apply(out.State, v), e.StreamVersion
+		}
+		if len(page) < rawevents.DefaultPageSize {
+			return out, nil
+		}
+	}
+}
+
+// Decision decides the events a command asks for from the instance's
+// current state, or returns a domain error (the command is refused; it is
+// never retried).
+type Decision[S any] func(state S) ([]any, error)
+
+// ExecuteOpts are the options of Execute. Nil means no metadata and fresh
+// event ids.
+type ExecuteOpts struct {
+	// Metadata is stored with every event.
+	Metadata event.Metadata
+	// IDSeed, when set, derives the events' ids from it (the first is
+	// DeriveID(IDSeed, 0), and so on), and a command whose first event is
+	// already stored is not decided again: executing the same command
+	// with the same seed twice appends once.
+	IDSeed uuid.UUID
+	// MaxConflicts bounds how often Execute decides again after a
+	// concurrent append to the same instance; 0 means 10.
+	MaxConflicts int
+}
+
+// Result is what an execution appended.
+type Result[S any] struct {
+	// Events are the decided events, as registered Go values.
+	Events []any
+	// Append is the store's result; nil when nothing was decided.
+	Append *event.AppendResult
+	// State is the instance's state after the events.
+	State S
+	// Duplicate reports a command already executed with the same IDSeed:
+	// nothing was decided or appended.
+	Duplicate bool
+}
+
+// RejectedError wraps the domain error a decision returned: the command
+// was refused and nothing was appended.
+type RejectedError struct {
+	Stream string
+	Err    error
+}
+
+// Error describes the refusal in one line.
+func (e *RejectedError) Error() string { return fmt.Sprintf("%s: command rejected: %v", e.Stream, e.Err) }
+
+// Unwrap returns the domain error.
+func (e *RejectedError) Unwrap() error { return e.Err }
+
+// DeriveID returns the n-th event id derived from seed: a UUIDv5, so the
+// same seed always yields the same ids.
+func DeriveID(seed uuid.UUID, n int) uuid.UUID {
+	return uuid.NewSHA1(seed, fmt.Appendf(nil, "%d", n))
+}
+
+// Execute loads the instance, decides, and appends the decided events at
+// the version the decision saw, in a transaction of its own. When another
+// writer appended to the instance first, it loads and decides again, up
+// to MaxConflicts times with a random pause; a domain error is returned at
+// once as a *RejectedError.
+func (r *Repository[TTx, S]) Execute(ctx context.Context, id string, decide Decision[S], opts *ExecuteOpts) (*Result[S], error) {
+	if opts == nil {
+		opts = &ExecuteOpts{}
+	}
+	maxConflicts := opts.MaxConflicts
+	if maxConflicts == 0 {
+		maxConflicts = 10
+	}
+	for attempt := 0; ; attempt++ {
+		var res *Result[S]
+		err := r.store.Driver().InTx(ctx, func(tx TTx) error {
+			var err error
+			res, err = r.ExecuteTx(ctx, tx, id, decide, opts)
+			return err
+		})
+		if err == nil || !errors.Is(err, event.ErrConcurrency) || attempt >= maxConflicts {
+			return res, err
+		}
+		pause := time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt, 6)))
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(pause):
+		}
+	}
+}
+
+// ExecuteTx is Execute inside tx, once: a conflict is returned (matching
+// event.ErrConcurrency), and the caller retries with a new transaction.
+func (r *Repository[TTx, S]) ExecuteTx(ctx context.Context, tx TTx, id string, decide Decision[S], opts *ExecuteOpts) (*Result[S], error) {
+	if opts == nil {
+		opts = &ExecuteOpts{}
+	}
+	d := r.store.Driver()
+	if opts.IDSeed != uuid.Nil {
+		found, err := d.LookupTx(ctx, tx, []uuid.UUID{DeriveID(opts.IDSeed, 0)})
+		if err != nil {
+			return nil, err
+		}
+		if len(found) > 0 {
+			loaded, err := r.LoadTx(ctx, tx, id)
+			if err != nil {
+				return nil, err
+			}
+			return &Result[S]{State: loaded.State, Duplicate: true}, nil
+		}
+	}
+	loaded, err := r.LoadTx(ctx, tx, id)
+	if err != nil {
+		return nil, err
+	}
+	stream := r.agg.StreamID(id)
+	decided, err := decide(loaded.State)
+	if err != nil {
+		return nil, &RejectedError{Stream: stream, Err: err}
+	}
+	res := &Result[S]{Events: decided, State: loaded.State}
+	if len(decided) == 0 {
+		return res, nil
+	}
+	proposed := make([]event.Proposed, len(decided))
+	for i, v := range decided {
+		p, err := r.agg.Types.Encode(v)
+		if err != nil {
+			return nil, err
+		}
+		p.Metadata = opts.Metadata
+		if opts.IDSeed != uuid.Nil {
+			p.ID = DeriveID(opts.IDSeed, i)
+		}
+		proposed[i] = p
+		res.State = r.agg.Apply(res.State, deref(v))
+	}
+	res.Append, err = r.store.AppendTx(ctx, tx, stream, event.Exact(loaded.Version), proposed...)
+	if err != nil {
+		return nil, err
+	}
+	if every := int64(r.agg.SnapshotEvery); every > 0 && res.Append.Version/every > loaded.Version/every {
+		data, err := json.Marshal(res.State)
+		if err != nil {
+			return nil, fmt.Errorf("snapshot %s: %w", stream, err)
+		}
+		if err := d.SaveSnapshotTx(ctx, tx, &driver.Snapshot{
+			StreamID: stream, Version: res.Append.Version, SchemaVersion: r.agg.snapshotVersion(), Data: data,
+		}); err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
