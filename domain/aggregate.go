@@ -134,21 +134,27 @@ func (r *Repository[TTx, S]) Aggregate() *Aggregate[S] { return r.agg }
 func (r *Repository[TTx, S]) Load(ctx context.Context, id string) (*Loaded[S], error) {
 	d := r.store.Driver()
 	return r.load(ctx, id, func(p *driver.LatestSnapshotParams) (*driver.Snapshot, error) { return d.LatestSnapshot(ctx, p) },
-		func(stream string, o *rawevents.ReadStreamOpts) ([]event.Event, error) { return r.store.ReadStream(ctx, stream, o) })
+		func(stream string, o *rawevents.ReadStreamOpts) ([]event.Event, error) {
+			return r.store.ReadStream(ctx, stream, o)
+		})
 }
 
 // LoadTx is Load inside tx: it sees what tx appended.
 func (r *Repository[TTx, S]) LoadTx(ctx context.Context, tx TTx, id string) (*Loaded[S], error) {
 	d := r.store.Driver()
 	return r.load(ctx, id, func(p *driver.LatestSnapshotParams) (*driver.Snapshot, error) { return d.LatestSnapshotTx(ctx, tx, p) },
-		func(stream string, o *rawevents.ReadStreamOpts) ([]event.Event, error) { return r.store.ReadStreamTx(ctx, tx, stream, o) })
+		func(stream string, o *rawevents.ReadStreamOpts) ([]event.Event, error) {
+			return r.store.ReadStreamTx(ctx, tx, stream, o)
+		})
 }
 
 // LoadFromStart is Load without snapshots: a full replay. Tests use it to
 // check that snapshots change nothing.
 func (r *Repository[TTx, S]) LoadFromStart(ctx context.Context, id string) (*Loaded[S], error) {
 	return r.load(ctx, id, func(*driver.LatestSnapshotParams) (*driver.Snapshot, error) { return nil, nil },
-		func(stream string, o *rawevents.ReadStreamOpts) ([]event.Event, error) { return r.store.ReadStream(ctx, stream, o) })
+		func(stream string, o *rawevents.ReadStreamOpts) ([]event.Event, error) {
+			return r.store.ReadStream(ctx, stream, o)
+		})
 }
 
 func (r *Repository[TTx, S]) load(ctx context.Context, id string,
@@ -231,7 +237,9 @@ type RejectedError struct {
 }
 
 // Error describes the refusal in one line.
-func (e *RejectedError) Error() string { return fmt.Sprintf("%s: command rejected: %v", e.Stream, e.Err) }
+func (e *RejectedError) Error() string {
+	return fmt.Sprintf("%s: command rejected: %v", e.Stream, e.Err)
+}
 
 // Unwrap returns the domain error.
 func (e *RejectedError) Unwrap() error { return e.Err }

@@ -119,7 +119,7 @@ func testProcessor[TTx any](t *testing.T, store *rawevents.Store[TTx]) {
 	ingestRaw(t, store, "bank", "t1", "bank.transfer", transfer{"acc-1", 100}, day)
 	ingestRaw(t, store, "bank", "t2", "bank.transfer", transfer{"acc-1", -30}, day.Add(time.Hour))
 	ingestRaw(t, store, "bank", "t3", "bank.transfer", transfer{"acc-1", -500}, day.Add(2*time.Hour)) // refused
-	ingestRaw(t, store, "bank", "a1", "bank.audit", map[string]string{"note": "x"}, day)                // unknown
+	ingestRaw(t, store, "bank", "a1", "bank.audit", map[string]string{"note": "x"}, day)              // unknown
 	// Happened before t2 but arrives after it: the processor sees its time.
 	late := ingestRaw(t, store, "bank", "t0", "bank.transfer", transfer{"acc-2", 5}, day.Add(-time.Hour))
 
