@@ -151,6 +151,60 @@ type Subscriber[TTx any] struct {
 
 	mu      sync.Mutex
 	running map[int]*partitionRun
+
+	pagesMu sync.Mutex
+	pages   map[int64][]pagedEvent // full pages of the log by aligned start
+}
+
+// pagedEvent is an event of the log with the partition it belongs to, or
+// -1 when the subscription does not want it.
+type pagedEvent struct {
+	event.Event
+	partition int
+}
+
+// readPage returns the events after position, with their partitions. The
+// partitions of one process read the same log, so reads start at a
+// multiple of the page size and full pages are kept for the other
+// partitions: the log is read and keyed once per process, not once per
+// partition.
+func (s *Subscriber[TTx]) readPage(ctx context.Context, after int64) ([]pagedEvent, error) {
+	size := int64(s.sub.PageSize)
+	start := after - after%size
+	s.pagesMu.Lock()
+	page, ok := s.pages[start]
+	s.pagesMu.Unlock()
+	if !ok {
+		events, err := s.store.ReadAll(ctx, &ReadAllOpts{After: start, Limit: s.sub.PageSize})
+		if err != nil {
+			return nil, err
+		}
+		page = make([]pagedEvent, len(events))
+		for i, e := range events {
+			page[i] = pagedEvent{Event: e, partition: -1}
+			if s.sub.Filter(e) {
+				page[i].partition = PartitionOf(s.sub.Key(e), s.sub.Partitions)
+			}
+		}
+		if len(events) == s.sub.PageSize {
+			s.pagesMu.Lock()
+			if len(s.pages) >= 2*s.sub.Partitions+2 {
+				oldest := start
+				for k := range s.pages {
+					oldest = min(oldest, k)
+				}
+				delete(s.pages, oldest)
+			}
+			s.pages[start] = page
+			s.pagesMu.Unlock()
+		}
+	}
+	for i, pe := range page {
+		if pe.Position > after {
+			return page[i:], nil
+		}
+	}
+	return nil, nil
 }
 
 type partitionRun struct {
@@ -166,7 +220,7 @@ func NewSubscriber[TTx any](store *Store[TTx], sub *Subscription[TTx]) (*Subscri
 	if err != nil {
 		return nil, err
 	}
-	return &Subscriber[TTx]{store: store, sub: s, running: map[int]*partitionRun{}}, nil
+	return &Subscriber[TTx]{store: store, sub: s, running: map[int]*partitionRun{}, pages: map[int64][]pagedEvent{}}, nil
 }
 
 // Owner returns the name this subscriber holds leases under.
@@ -287,7 +341,7 @@ func (w *partitionWorker[TTx]) run(ctx context.Context) error {
 		if err := w.retryRequested(ctx); err != nil {
 			return err
 		}
-		page, err := store.ReadAll(ctx, &ReadAllOpts{After: w.position, Limit: sub.PageSize})
+		page, err := w.s.readPage(ctx, w.position)
 		if err != nil {
 			return err
 		}
@@ -303,9 +357,9 @@ func (w *partitionWorker[TTx]) run(ctx context.Context) error {
 			continue
 		}
 		var mine []event.Event
-		for _, e := range page {
-			if sub.Filter(e) && PartitionOf(sub.Key(e), sub.Partitions) == w.partition {
-				mine = append(mine, e)
+		for _, pe := range page {
+			if pe.partition == w.partition {
+				mine = append(mine, pe.Event)
 			}
 		}
 		end := page[len(page)-1].Position
