@@ -14,9 +14,14 @@ import (
 // so that a server shuts down gracefully, and an error is printed as one
 // line on stderr. It returns the exit code.
 func Main(args []string) int {
+	return MainApp(args, nil)
+}
+
+// MainApp is Main for a binary built with an application (see App).
+func MainApp(args []string, app *App) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	root := NewRootCommand()
+	root := NewAppCommand(app)
 	root.SetArgs(args)
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintf(os.Stderr, "rawevents: %s\n", strings.ReplaceAll(err.Error(), "\n", "; "))

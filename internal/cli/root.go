@@ -28,6 +28,8 @@ type GlobalOpts struct {
 	Store string
 	// JSON selects machine-readable output: one JSON object per line.
 	JSON bool
+
+	app *App
 }
 
 func (g *GlobalOpts) validate() error {
@@ -48,11 +50,21 @@ type command interface {
 // standard streams by default). Errors are returned, never printed: the
 // caller prints them.
 func NewRootCommand() *cobra.Command {
-	return newRootCommand(os.Getenv)
+	return NewAppCommand(nil)
+}
+
+// NewAppCommand is NewRootCommand for a binary built with an application:
+// "serve" runs app's subscriptions in its worker role.
+func NewAppCommand(app *App) *cobra.Command {
+	return newAppCommand(os.Getenv, app)
 }
 
 func newRootCommand(getenv func(string) string) *cobra.Command {
-	var globals GlobalOpts
+	return newAppCommand(getenv, nil)
+}
+
+func newAppCommand(getenv func(string) string, app *App) *cobra.Command {
+	globals := GlobalOpts{app: app}
 	defaultStore := getenv("RAWEVENTS_STORE")
 	if defaultStore == "" {
 		defaultStore = "rawevents.db"

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -35,11 +36,19 @@ type ServeOpts struct {
 	// Logger receives the server's log. Default: text on stderr.
 	Logger *slog.Logger
 	// Ready, if set, receives the listener's address once it accepts
-	// connections (tests use it to find a free port's number).
+	// connections (tests use it to find a free port's number), or "" when
+	// the process runs no API.
 	Ready chan<- string
+	// Roles are the parts this process runs: "api", "worker" or both
+	// (default). Comma-separated items are split.
+	Roles []string
+	// App is the application whose subscriptions the worker role runs;
+	// nil runs none.
+	App *App
 
 	file   FileConfig
 	tokens []server.Token
+	roles  []string
 }
 
 // FileConfig is the JSON config file of "rawevents serve".
@@ -66,6 +75,10 @@ func newServeCommand(globals *GlobalOpts, getenv func(string) string) *cobra.Com
 			if !cmd.Flags().Changed("config") {
 				opts.ConfigFile = getenv("RAWEVENTS_CONFIG")
 			}
+			if !cmd.Flags().Changed("roles") && getenv("RAWEVENTS_ROLES") != "" {
+				opts.Roles = []string{getenv("RAWEVENTS_ROLES")}
+			}
+			opts.App = globals.app
 			if !cmd.Flags().Changed("token") && getenv("RAWEVENTS_TOKENS") != "" {
 				opts.Tokens = strings.Split(getenv("RAWEVENTS_TOKENS"), ";")
 			}
@@ -79,6 +92,7 @@ func newServeCommand(globals *GlobalOpts, getenv func(string) string) *cobra.Com
 	f.StringVar(&opts.Addr, "addr", "", "listen address (env RAWEVENTS_ADDR; default 127.0.0.1:8080)")
 	f.StringVar(&opts.ConfigFile, "config", "", "JSON config file (env RAWEVENTS_CONFIG)")
 	f.StringArrayVar(&opts.Tokens, "token", nil, `bearer token "name:secret:scope[,scope]" with scopes ingest, read, admin; repeatable (env RAWEVENTS_TOKENS, ';'-separated)`)
+	f.StringSliceVar(&opts.Roles, "roles", []string{RoleAPI, RoleWorker}, "what this process runs: api (HTTP), worker (subscriptions), or both (env RAWEVENTS_ROLES)")
 	f.DurationVar(&opts.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long to wait for requests in flight at shutdown")
 	return cmd
 }
@@ -109,10 +123,19 @@ func (o *ServeOpts) Validate() error {
 		}
 		o.tokens = append(o.tokens, token)
 	}
+	roles := o.Roles
+	if len(roles) == 0 {
+		roles = allRoles
+	}
+	roles, err := parseRoles(roles)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	o.roles = roles
 	host, _, err := net.SplitHostPort(o.Addr)
 	if err != nil {
 		errs = append(errs, fmt.Errorf("--addr %q: %w", o.Addr, err))
-	} else if len(o.tokens) == 0 && !isLoopback(host) {
+	} else if len(o.tokens) == 0 && !isLoopback(host) && slices.Contains(o.roles, RoleAPI) {
 		errs = append(errs, fmt.Errorf("--addr %s is reachable from other machines: configure tokens (--token, RAWEVENTS_TOKENS) or listen on 127.0.0.1", o.Addr))
 	}
 	if o.ShutdownTimeout <= 0 {
@@ -142,6 +165,44 @@ func (o *ServeOpts) Run(ctx context.Context, out io.Writer) error {
 		return err
 	}
 	defer store.Close() //nolint:errcheck // closing after a clean shutdown
+	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWork()
+	var work *workers
+	if slices.Contains(o.roles, RoleWorker) {
+		if work, err = startWorkers(workCtx, o.App, store, logger); err != nil {
+			return err
+		}
+		defer work.wait() //nolint:errcheck // reported below on the normal path
+		if len(work.names) == 0 {
+			fmt.Fprintln(out, "rawevents worker: no application registered, no subscriptions to run")
+		} else {
+			fmt.Fprintf(out, "rawevents worker running %s\n", strings.Join(work.names, ", "))
+		}
+	}
+	if !slices.Contains(o.roles, RoleAPI) {
+		if o.Ready != nil {
+			o.Ready <- ""
+		}
+		<-ctx.Done()
+		stopWork()
+		err := work.wait()
+		fmt.Fprintln(out, "rawevents stopped")
+		return err
+	}
+	serveErr := o.serveAPI(ctx, out, store, logger)
+	// The API is down: requests in flight were answered. The workers stop
+	// next, before the store closes.
+	stopWork()
+	var workErr error
+	if work != nil {
+		workErr = work.wait()
+	}
+	fmt.Fprintln(out, "rawevents stopped")
+	return errors.Join(serveErr, workErr)
+}
+
+// serveAPI runs the HTTP API until ctx ends.
+func (o *ServeOpts) serveAPI(ctx context.Context, out io.Writer, store Store, logger *slog.Logger) error {
 	committers := 1
 	if isPostgres(o.Store) {
 		committers = 4 // PostgreSQL commits several transactions at once
@@ -172,7 +233,6 @@ func (o *ServeOpts) Run(ctx context.Context, out io.Writer) error {
 	}
 	err = srv.Serve(ctx, ln, o.ShutdownTimeout)
 	in.Close() // commit what was queued before the store closes
-	fmt.Fprintln(out, "rawevents stopped")
 	return err
 }
 

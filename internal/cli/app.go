@@ -1,0 +1,123 @@
+package cli
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/rawevents/rawevents"
+)
+
+// App is an application that "rawevents serve" runs besides the API: its
+// subscriptions (processors, projections). Each function is called once
+// the store is open, with the store typed for its backend; a nil function
+// means the app does not run on that backend. Write the setup once as a
+// generic function and give it for both:
+//
+//	app := &cli.App{SQLite: setup[*sql.Tx], Postgres: setup[pgx.Tx]}
+type App struct {
+	SQLite   func(ctx context.Context, store *rawevents.Store[*sql.Tx]) ([]*rawevents.Subscription[*sql.Tx], error)
+	Postgres func(ctx context.Context, store *rawevents.Store[pgx.Tx]) ([]*rawevents.Subscription[pgx.Tx], error)
+}
+
+// Roles a serve process can take.
+const (
+	RoleAPI    = "api"
+	RoleWorker = "worker"
+)
+
+var allRoles = []string{RoleAPI, RoleWorker}
+
+// parseRoles reads a comma-separated role list.
+func parseRoles(list []string) ([]string, error) {
+	var roles []string
+	for _, item := range list {
+		for r := range strings.SplitSeq(item, ",") {
+			r = strings.TrimSpace(r)
+			if !slices.Contains(allRoles, r) {
+				return nil, fmt.Errorf("--roles: %q is not a role (want %s)", r, strings.Join(allRoles, ", "))
+			}
+			if !slices.Contains(roles, r) {
+				roles = append(roles, r)
+			}
+		}
+	}
+	if len(roles) == 0 {
+		return nil, errors.New("--roles: name at least one role")
+	}
+	return roles, nil
+}
+
+// workers runs the app's subscriptions on store until ctx ends.
+type workers struct {
+	wg    sync.WaitGroup
+	names []string
+	mu    sync.Mutex
+	errs  []error
+}
+
+// startWorkers builds the app's subscriptions for store's backend and runs
+// each in a goroutine.
+func startWorkers(ctx context.Context, app *App, store Store, logger *slog.Logger) (*workers, error) {
+	w := &workers{}
+	if app == nil {
+		return w, nil
+	}
+	switch s := store.(type) {
+	case *rawevents.Store[*sql.Tx]:
+		return w, runSubscriptions(ctx, w, s, app.SQLite, logger)
+	case *rawevents.Store[pgx.Tx]:
+		return w, runSubscriptions(ctx, w, s, app.Postgres, logger)
+	}
+	return nil, fmt.Errorf("workers: no backend for %T", store)
+}
+
+func runSubscriptions[TTx any](ctx context.Context, w *workers, store *rawevents.Store[TTx],
+	setup func(context.Context, *rawevents.Store[TTx]) ([]*rawevents.Subscription[TTx], error), logger *slog.Logger,
+) error {
+	if setup == nil {
+		return nil
+	}
+	subs, err := setup(ctx, store)
+	if err != nil {
+		return fmt.Errorf("workers: %w", err)
+	}
+	var runners []*rawevents.Subscriber[TTx]
+	for _, sub := range subs {
+		if sub.Logger == nil {
+			sub.Logger = logger
+		}
+		s, err := rawevents.NewSubscriber(store, sub)
+		if err != nil {
+			return fmt.Errorf("workers: %w", err)
+		}
+		runners = append(runners, s)
+		w.names = append(w.names, sub.Name)
+	}
+	for i, s := range runners {
+		w.wg.Go(func() {
+			if err := s.Run(ctx); err != nil {
+				logger.Error("subscription stopped", "subscription", w.names[i], "err", err)
+				w.mu.Lock()
+				w.errs = append(w.errs, fmt.Errorf("subscription %s: %w", w.names[i], err))
+				w.mu.Unlock()
+			}
+		})
+	}
+	return nil
+}
+
+// wait waits for every subscription to stop and returns their errors.
+func (w *workers) wait() error {
+	w.wg.Wait()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return errors.Join(w.errs...)
+}
