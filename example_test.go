@@ -8,6 +8,7 @@ import (
 	"log"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -127,4 +128,56 @@ func ExampleStore_Append_idempotent() {
 	fmt.Println(again.Duplicate, again.LastPosition() == first.LastPosition())
 	// Output:
 	// true true
+}
+
+// Run a subscription: a handler of the log whose writes commit with its
+// checkpoint, so every event takes effect exactly once.
+func ExampleSubscriber() {
+	ctx := context.Background()
+	store, cleanup := openExampleStore(ctx)
+	defer cleanup()
+
+	for _, amount := range []string{"12", "30"} {
+		if _, err := store.Append(ctx, "order-1", event.Any, event.Proposed{Type: "order.paid", Data: []byte(amount)}); err != nil {
+			log.Fatal(err)
+		}
+	}
+	sub, err := rawevents.NewSubscriber(store, &rawevents.Subscription[*sql.Tx]{
+		Name:   "receipts",
+		Filter: func(e event.Event) bool { return e.Type == "order.paid" },
+		// Key keeps each order's events in log order; orders run in parallel.
+		Key:        func(e event.Event) string { return e.StreamID },
+		Partitions: 4,
+		Handle: func(ctx context.Context, tx *sql.Tx, e event.Event) error {
+			_, err := store.AppendTx(ctx, tx, "receipts-"+e.StreamID, event.Any,
+				event.Proposed{Type: "receipt.issued", Data: e.Data, Metadata: event.Metadata{CausationID: e.ID.String()}})
+			return err
+		},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error)
+	go func() { done <- sub.Run(runCtx) }()
+	for {
+		if info, err := store.StreamInfo(ctx, "receipts-order-1"); err == nil && info.Version == 2 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	stop()
+	if err := <-done; err != nil {
+		log.Fatal(err)
+	}
+	receipts, err := store.ReadStream(ctx, "receipts-order-1", nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, r := range receipts {
+		fmt.Println(r.Type, string(r.Data))
+	}
+	// Output:
+	// receipt.issued 12
+	// receipt.issued 30
 }
