@@ -17,6 +17,9 @@ import (
 // checkpoint holds its partition's row until its transaction ends, so a
 // takeover waits for it and then sees the renewed lease.
 func (d *Driver) Claim(ctx context.Context, p *driver.ClaimParams) ([]driver.Claim, error) {
+	if p.Partitions < 1 {
+		return nil, fmt.Errorf("postgres: claim %q: %d partitions: %w", p.Subscription, p.Partitions, event.ErrPartitionsChanged)
+	}
 	var claims []driver.Claim
 	err := pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
 		var now time.Time

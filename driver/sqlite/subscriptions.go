@@ -18,6 +18,9 @@ import (
 // write connection, so they are serialised with each other and with every
 // checkpoint.
 func (d *Driver) Claim(ctx context.Context, p *driver.ClaimParams) ([]driver.Claim, error) {
+	if p.Partitions < 1 {
+		return nil, fmt.Errorf("sqlite: claim %q: %d partitions: %w", p.Subscription, p.Partitions, event.ErrPartitionsChanged)
+	}
 	var claims []driver.Claim
 	err := d.InTx(ctx, func(tx *sql.Tx) error {
 		now := time.Now()
