@@ -148,3 +148,31 @@ func (s *Store[TTx]) decideParked(ctx context.Context, subscription string, posi
 		return err
 	})
 }
+
+// ListSnapshots lists aggregate snapshots (without their data) by stream
+// and version. A zero Limit means DefaultPageSize.
+func (s *Store[TTx]) ListSnapshots(ctx context.Context, params *driver.ListSnapshotsParams) ([]driver.Snapshot, error) {
+	if err := s.usable(ctx); err != nil {
+		return nil, err
+	}
+	p := *params
+	limit, err := pageSize(p.Limit)
+	if err != nil {
+		return nil, err
+	}
+	p.Limit = limit
+	return s.driver.ListSnapshots(ctx, &p)
+}
+
+// PruneSnapshots deletes all but the params.Keep newest snapshots of each
+// stream with the prefix, and returns how many it deleted. Snapshots are a
+// cache: pruning never loses information.
+func (s *Store[TTx]) PruneSnapshots(ctx context.Context, params *driver.PruneSnapshotsParams) (int64, error) {
+	if err := s.usable(ctx); err != nil {
+		return 0, err
+	}
+	if params.Keep < 0 {
+		return 0, &event.ValidationError{Index: -1, Field: "keep", Reason: "is negative"}
+	}
+	return s.driver.PruneSnapshots(ctx, params)
+}

@@ -106,6 +106,9 @@ func newAppCommand(getenv func(string) string, app *App) *cobra.Command {
 		newServeCommand(&globals, getenv),
 		newIngestCommand(&globals, getenv),
 		newBenchCommand(&globals),
+		newSubscriptionsCommand(&globals),
+		newParkedCommand(&globals, getenv),
+		newSnapshotsCommand(&globals),
 	)
 	return root
 }

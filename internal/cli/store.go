@@ -28,6 +28,13 @@ type Store interface {
 	StreamInfo(ctx context.Context, streamID string) (*event.StreamInfo, error)
 	Lookup(ctx context.Context, ids ...uuid.UUID) ([]event.Event, error)
 	AppendIfAbsent(ctx context.Context, events []rawevents.StreamEvent) ([]rawevents.Outcome, error)
+	Subscriptions(ctx context.Context) ([]string, error)
+	SubscriptionStatus(ctx context.Context, name string) (*rawevents.SubscriptionStatus, error)
+	Parked(ctx context.Context, subscription string, opts *rawevents.ParkedOpts) ([]driver.Parked, error)
+	RetryParked(ctx context.Context, subscription string, position int64, d *rawevents.ParkedDecision) error
+	SkipParked(ctx context.Context, subscription string, position int64, d *rawevents.ParkedDecision) error
+	ListSnapshots(ctx context.Context, params *driver.ListSnapshotsParams) ([]driver.Snapshot, error)
+	PruneSnapshots(ctx context.Context, params *driver.PruneSnapshotsParams) (int64, error)
 	Close() error
 }
 
@@ -53,6 +60,12 @@ func openStore(ctx context.Context, dsn string, create bool) (Store, *driver.Mig
 		return nil, nil, err
 	}
 	return migrateAndOpen(ctx, d)
+}
+
+// openStoreForRead opens an existing store for commands that inspect it.
+func openStoreForRead(ctx context.Context, dsn string) (Store, error) {
+	s, _, err := openStore(ctx, dsn, false)
+	return s, err
 }
 
 // openPostgres opens a PostgreSQL store. A "schema" query parameter in the

@@ -19,6 +19,7 @@ type Store interface {
 	ReadAll(ctx context.Context, opts *rawevents.ReadAllOpts) ([]event.Event, error)
 	ReadStream(ctx context.Context, streamID string, opts *rawevents.ReadStreamOpts) ([]event.Event, error)
 	Lookup(ctx context.Context, ids ...uuid.UUID) ([]event.Event, error)
+	SubscriptionStore
 }
 
 // EventPage is a page of events and where the next one starts.
@@ -110,6 +111,12 @@ func (s *Server) readError(err error) error {
 	var ve *event.ValidationError
 	if errors.As(err, &ve) {
 		return huma.Error400BadRequest(ve.Error())
+	}
+	if errors.Is(err, event.ErrSubscriptionNotFound) {
+		return huma.Error404NotFound("no subscription of this name has run")
+	}
+	if errors.Is(err, event.ErrParkedNotFound) {
+		return huma.Error404NotFound("no event is parked at this position (retry and skip act on events in state parked)")
 	}
 	if errors.Is(err, context.Canceled) {
 		return huma.Error503ServiceUnavailable("request cancelled")

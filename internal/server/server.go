@@ -91,6 +91,7 @@ func New(config Config) (*Server, error) {
 	s.registerIngest()
 	s.registerWebhooks()
 	s.registerReads()
+	s.registerAdmin()
 	apidocs.Mount(mux, "/openapi.yaml")
 	s.handler = mux
 	return s, nil
