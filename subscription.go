@@ -40,7 +40,9 @@ type Subscription[TTx any] struct {
 	// are kept under it. Required.
 	Name string
 	// Handle applies one event inside tx. It must write only through tx:
-	// when it fails, the batch is rolled back and tried again. Required.
+	// when it fails, the batch is rolled back and tried again. What must
+	// wait until the batch commits (updating a cache, say) registers with
+	// OnCommit(ctx, ...). Required.
 	Handle func(ctx context.Context, tx TTx, e event.Event) error
 	// Filter picks the events to handle; nil handles every event outside
 	// the system streams. Events filtered out still move the checkpoint.
@@ -436,9 +438,10 @@ func (w *partitionWorker[TTx]) handle(ctx context.Context, batch []event.Event, 
 // when the failure was not the handler's.
 func (w *partitionWorker[TTx]) apply(ctx context.Context, batch []event.Event, upTo int64) (int, error) {
 	failed := -1
+	hctx, committed := WithCommitHooks(ctx)
 	err := w.s.store.driver.InTx(ctx, func(tx TTx) error {
 		for i, e := range batch {
-			if err := w.s.sub.Handle(ctx, tx, e); err != nil {
+			if err := w.s.sub.Handle(hctx, tx, e); err != nil {
 				if ctx.Err() == nil {
 					failed = i
 				}
@@ -449,6 +452,7 @@ func (w *partitionWorker[TTx]) apply(ctx context.Context, batch []event.Event, u
 	})
 	if err == nil {
 		w.position, w.saved = upTo, upTo
+		committed()
 	}
 	return failed, err
 }
@@ -504,8 +508,9 @@ func (w *partitionWorker[TTx]) retryRequested(ctx context.Context) error {
 		if len(found) != 1 {
 			return fmt.Errorf("parked event %s at %d is not in the log", p.EventID, p.Position)
 		}
+		hctx, committed := WithCommitHooks(ctx)
 		err = store.driver.InTx(ctx, func(tx TTx) error {
-			if err := sub.Handle(ctx, tx, found[0]); err != nil {
+			if err := sub.Handle(hctx, tx, found[0]); err != nil {
 				return err
 			}
 			if err := store.driver.SetParkedStateTx(ctx, tx, &driver.SetParkedStateParams{
@@ -516,6 +521,7 @@ func (w *partitionWorker[TTx]) retryRequested(ctx context.Context) error {
 			return w.checkpointTx(ctx, tx, w.saved)
 		})
 		if err == nil {
+			committed()
 			sub.Logger.Info("parked event resolved", "position", p.Position)
 			continue
 		}

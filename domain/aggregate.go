@@ -45,6 +45,11 @@ type Aggregate[S any] struct {
 	// SnapshotVersion tags the snapshots; change it whenever S's JSON
 	// changes meaning, and older snapshots are ignored. 0 means 1.
 	SnapshotVersion int
+	// CacheSize is how many instances' committed state a repository keeps
+	// in memory, so that a command on a recently used instance reads one
+	// event instead of a snapshot and a replay; 0 means 10,000, negative
+	// keeps none.
+	CacheSize int
 }
 
 func (a *Aggregate[S]) validate() error {
@@ -114,6 +119,7 @@ type Repository[TTx, S any] struct {
 	store  *rawevents.Store[TTx]
 	agg    *Aggregate[S]
 	logger *slog.Logger
+	cache  *stateCache[S]
 }
 
 // NewRepository returns a repository of agg's instances in store.
@@ -121,7 +127,11 @@ func NewRepository[TTx, S any](store *rawevents.Store[TTx], agg *Aggregate[S]) (
 	if err := agg.validate(); err != nil {
 		return nil, err
 	}
-	return &Repository[TTx, S]{store: store, agg: agg, logger: slog.Default().With("aggregate", agg.Name)}, nil
+	size := agg.CacheSize
+	if size == 0 {
+		size = 10_000
+	}
+	return &Repository[TTx, S]{store: store, agg: agg, logger: slog.Default().With("aggregate", agg.Name), cache: newStateCache[S](size)}, nil
 }
 
 // Aggregate returns the repository's aggregate.
@@ -196,6 +206,25 @@ func (r *Repository[TTx, S]) load(ctx context.Context, id string,
 	}
 }
 
+// loadCachedTx loads an instance inside tx from the cache when the cache
+// holds the stream's current version, read inside tx: entries are only
+// ever committed state, and committed versions never change, so a match
+// means the same history. Otherwise it loads as LoadTx does.
+func (r *Repository[TTx, S]) loadCachedTx(ctx context.Context, tx TTx, id string) (*Loaded[S], error) {
+	stream := r.agg.StreamID(id)
+	if c, ok := r.cache.get(stream); ok {
+		last, err := r.store.ReadStreamTx(ctx, tx, stream, &rawevents.ReadStreamOpts{Backwards: true, Limit: 1})
+		if err != nil {
+			return nil, err
+		}
+		if len(last) == 1 && last[0].StreamVersion == c.version {
+			return &Loaded[S]{ID: id, State: c.state, Version: c.version}, nil
+		}
+		r.cache.remove(stream)
+	}
+	return r.LoadTx(ctx, tx, id)
+}
+
 // Decision decides the events a command asks for from the instance's
 // current state, or returns a domain error (the command is refused; it is
 // never retried).
@@ -265,11 +294,15 @@ func (r *Repository[TTx, S]) Execute(ctx context.Context, id string, decide Deci
 	}
 	for attempt := 0; ; attempt++ {
 		var res *Result[S]
+		hctx, committed := rawevents.WithCommitHooks(ctx)
 		err := r.store.Driver().InTx(ctx, func(tx TTx) error {
 			var err error
-			res, err = r.ExecuteTx(ctx, tx, id, decide, opts)
+			res, err = r.ExecuteTx(hctx, tx, id, decide, opts)
 			return err
 		})
+		if err == nil {
+			committed()
+		}
 		if err == nil || !errors.Is(err, event.ErrConcurrency) || attempt >= maxConflicts {
 			return res, err
 		}
@@ -302,7 +335,7 @@ func (r *Repository[TTx, S]) ExecuteTx(ctx context.Context, tx TTx, id string, d
 			return &Result[S]{State: loaded.State, Duplicate: true}, nil
 		}
 	}
-	loaded, err := r.LoadTx(ctx, tx, id)
+	loaded, err := r.loadCachedTx(ctx, tx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -330,8 +363,11 @@ func (r *Repository[TTx, S]) ExecuteTx(ctx context.Context, tx TTx, id string, d
 	}
 	res.Append, err = r.store.AppendTx(ctx, tx, stream, event.Exact(loaded.Version), proposed...)
 	if err != nil {
+		r.cache.remove(stream)
 		return nil, err
 	}
+	version, state := res.Append.Version, res.State
+	rawevents.OnCommit(ctx, func() { r.cache.put(stream, version, state) })
 	if every := int64(r.agg.SnapshotEvery); every > 0 && res.Append.Version/every > loaded.Version/every {
 		data, err := json.Marshal(res.State)
 		if err != nil {
