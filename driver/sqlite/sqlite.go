@@ -112,10 +112,8 @@ func Open(path string, config *Config) (*Driver, error) {
 	}
 	pragmas := fmt.Sprintf("_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)&_pragma=synchronous(%s)&_pragma=foreign_keys(1)",
 		cfg.BusyTimeout.Milliseconds(), cfg.Synchronous)
-	write, err := sql.Open("sqlite", path+"?"+pragmas+"&_txlock=immediate")
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
-	}
+	drv := &sqlite3.Driver{}
+	write := sql.OpenDB(&connector{dsn: path + "?" + pragmas + "&_txlock=immediate", drv: drv})
 	write.SetMaxOpenConns(1)
 	write.SetMaxIdleConns(1)
 	write.SetConnMaxLifetime(0)
@@ -126,11 +124,7 @@ func Open(path string, config *Config) (*Driver, error) {
 		write.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	read, err := sql.Open("sqlite", path+"?"+pragmas+"&_pragma=query_only(1)")
-	if err != nil {
-		write.Close()
-		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
-	}
+	read := sql.OpenDB(&connector{dsn: path + "?" + pragmas + "&_pragma=query_only(1)", drv: drv})
 	read.SetMaxOpenConns(cfg.ReadConns)
 	read.SetMaxIdleConns(cfg.ReadConns)
 	return &Driver{write: write, read: read, config: cfg, migrations: migrations}, nil
