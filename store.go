@@ -383,3 +383,31 @@ func pageSize(limit int) (int, error) {
 	}
 	return limit, nil
 }
+
+// StreamAppend is one stream's part of AppendManyTx.
+type StreamAppend struct {
+	StreamID string
+	Expected event.ExpectedVersion
+	Events   []event.Proposed
+}
+
+// AppendManyTx appends to several streams inside tx, in as few round
+// trips as the database allows, each at its own expected version. It is
+// for callers that already know the ids are new (a processor that looked
+// them up in tx): an id already stored fails the call with
+// event.ErrEventIDReused rather than being taken as a repeat. After an
+// error, tx must be rolled back.
+func (s *Store[TTx]) AppendManyTx(ctx context.Context, tx TTx, appends []StreamAppend) ([]*event.AppendResult, error) {
+	params := make([]*driver.AppendParams, len(appends))
+	for i, a := range appends {
+		p, err := s.appendParams(ctx, a.StreamID, a.Expected, a.Events)
+		if err != nil {
+			return nil, err
+		}
+		params[i] = p
+	}
+	if len(params) == 0 {
+		return nil, nil
+	}
+	return s.driver.AppendManyTx(ctx, tx, params)
+}

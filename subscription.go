@@ -44,6 +44,13 @@ type Subscription[TTx any] struct {
 	// wait until the batch commits (updating a cache, say) registers with
 	// OnCommit(ctx, ...). Required.
 	Handle func(ctx context.Context, tx TTx, e event.Event) error
+	// HandleBatch, when set, applies a whole batch inside tx at once, so
+	// that a handler can read and write for many events in a few round
+	// trips. When it fails, the batch is rolled back and its events are
+	// applied one by one with Handle, which then decides what failed;
+	// so HandleBatch must have the same effect as Handle on each event in
+	// turn. Optional.
+	HandleBatch func(ctx context.Context, tx TTx, events []event.Event) error
 	// Filter picks the events to handle; nil handles every event outside
 	// the system streams. Events filtered out still move the checkpoint.
 	Filter func(e event.Event) bool
@@ -391,6 +398,13 @@ func (w *partitionWorker[TTx]) run(ctx context.Context) error {
 // subscription, the partition stops).
 func (w *partitionWorker[TTx]) handle(ctx context.Context, batch []event.Event, upTo int64) error {
 	sub := w.s.sub
+	if sub.HandleBatch != nil && len(batch) > 1 {
+		err := w.applyBatch(ctx, batch, upTo)
+		if err == nil || ctx.Err() != nil || errors.Is(err, event.ErrLeaseLost) {
+			return err
+		}
+		sub.Logger.Debug("batch failed, applying its events one by one", "from", batch[0].Position, "err", err)
+	}
 	for len(batch) > 0 {
 		failed, err := w.apply(ctx, batch, upTo)
 		if err == nil {
@@ -455,6 +469,23 @@ func (w *partitionWorker[TTx]) apply(ctx context.Context, batch []event.Event, u
 		committed()
 	}
 	return failed, err
+}
+
+// applyBatch runs HandleBatch on the batch in one transaction that also
+// moves the checkpoint to upTo.
+func (w *partitionWorker[TTx]) applyBatch(ctx context.Context, batch []event.Event, upTo int64) error {
+	hctx, committed := WithCommitHooks(ctx)
+	err := w.s.store.driver.InTx(ctx, func(tx TTx) error {
+		if err := w.s.sub.HandleBatch(hctx, tx, batch); err != nil {
+			return err
+		}
+		return w.checkpointTx(ctx, tx, upTo)
+	})
+	if err == nil {
+		w.position, w.saved = upTo, upTo
+		committed()
+	}
+	return err
 }
 
 // commit moves the checkpoint over events the partition had nothing to do

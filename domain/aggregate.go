@@ -366,18 +366,8 @@ func (r *Repository[TTx, S]) ExecuteTx(ctx context.Context, tx TTx, id string, d
 		r.cache.remove(stream)
 		return nil, err
 	}
-	version, state := res.Append.Version, res.State
-	rawevents.OnCommit(ctx, func() { r.cache.put(stream, version, state) })
-	if every := int64(r.agg.SnapshotEvery); every > 0 && res.Append.Version/every > loaded.Version/every {
-		data, err := json.Marshal(res.State)
-		if err != nil {
-			return nil, fmt.Errorf("snapshot %s: %w", stream, err)
-		}
-		if err := d.SaveSnapshotTx(ctx, tx, &driver.Snapshot{
-			StreamID: stream, Version: res.Append.Version, SchemaVersion: r.agg.snapshotVersion(), Data: data,
-		}); err != nil {
-			return nil, err
-		}
+	if err := r.finishTx(ctx, tx, stream, loaded.Version, res.Append.Version, res.State); err != nil {
+		return nil, err
 	}
 	return res, nil
 }

@@ -2,8 +2,10 @@ package domain
 
 import (
 	"context"
+
 	"errors"
 	"fmt"
+	"github.com/rawevents/rawevents"
 	"reflect"
 )
 
@@ -23,6 +25,9 @@ type Router[TTx any] struct {
 type route[TTx any] struct {
 	inTx func(ctx context.Context, tx TTx, cmd Command, opts *ExecuteOpts) error
 	own  func(ctx context.Context, cmd Command, opts *ExecuteOpts) error
+	plan func(ctx context.Context, tx TTx, b *batchTx[TTx], cmd Command, opts *ExecuteOpts) error
+	// store is the store of the route's repository.
+	store *rawevents.Store[TTx]
 }
 
 // NewRouter returns an empty router.
@@ -50,6 +55,11 @@ func Route[TTx, S any, C Command](r *Router[TTx], repo *Repository[TTx, S], deci
 			_, err := repo.Execute(ctx, c.AggregateID(), decision(c), opts)
 			return err
 		},
+		plan: func(ctx context.Context, tx TTx, b *batchTx[TTx], cmd Command, opts *ExecuteOpts) error {
+			c := cmd.(C)
+			return repo.planTx(ctx, tx, b, c.AggregateID(), decision(c), opts)
+		},
+		store: repo.store,
 	}
 	return nil
 }

@@ -83,6 +83,7 @@ func (p *Processor[TTx]) Subscription(base *rawevents.Subscription[TTx]) (*rawev
 	sub.Filter = func(e event.Event) bool { return strings.HasPrefix(e.StreamID, rawPrefix) }
 	sub.Key = p.Key
 	sub.Handle = p.handle
+	sub.HandleBatch = p.handleBatch
 	return &sub, nil
 }
 
@@ -98,19 +99,97 @@ func (p *Processor[TTx]) handle(ctx context.Context, tx TTx, raw event.Event) er
 	for j, cmd := range cmds {
 		opts := &ExecuteOpts{Metadata: p.metadata(raw), IDSeed: p.seed(raw, j)}
 		err := p.Router.ExecuteTx(ctx, tx, cmd, opts)
-		var rejected *RejectedError
-		switch {
-		case errors.As(err, &rejected):
-			if p.Rejected != nil {
-				p.Rejected(raw, cmd, rejected)
-			} else {
-				slog.Info("command rejected", "processor", p.Name, "raw", raw.Position, "command", fmt.Sprintf("%T", cmd), "err", rejected.Err)
-			}
-		case err != nil:
-			return fmt.Errorf("processor %s: raw event at %d, command %d (%T): %w", p.Name, raw.Position, j, cmd, err)
+		if err := p.refused(ctx, raw, j, cmd, err); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// refused reports a command its aggregate refused, once the transaction
+// commits (so a batch tried again reports it once), and returns any other
+// error, wrapped.
+func (p *Processor[TTx]) refused(ctx context.Context, raw event.Event, j int, cmd Command, err error) error {
+	var rejected *RejectedError
+	if !errors.As(err, &rejected) {
+		if err != nil {
+			return fmt.Errorf("processor %s: raw event at %d, command %d (%T): %w", p.Name, raw.Position, j, cmd, err)
+		}
+		return nil
+	}
+	report := func() {
+		if p.Rejected != nil {
+			p.Rejected(raw, cmd, rejected)
+		} else {
+			slog.Info("command rejected", "processor", p.Name, "raw", raw.Position, "command", fmt.Sprintf("%T", cmd), "err", rejected.Err)
+		}
+	}
+	if !rawevents.OnCommit(ctx, report) {
+		report()
+	}
+	return nil
+}
+
+// handleBatch is handle for a batch of raw events, in few round trips:
+// one lookup of the ids the batch would derive, the instances loaded once
+// each (or taken from the repositories' caches), the decisions made in
+// memory in log order, and one append for every stream.
+func (p *Processor[TTx]) handleBatch(ctx context.Context, tx TTx, raws []event.Event) error {
+	type item struct {
+		raw  event.Event
+		j    int
+		cmd  Command
+		opts *ExecuteOpts
+	}
+	var items []item
+	var firstIDs []uuid.UUID
+	for _, raw := range raws {
+		if !slices.Contains(p.Types, raw.Type) {
+			p.countUnknown(raw.Type)
+			continue
+		}
+		cmds, err := p.Process(ctx, raw)
+		if err != nil {
+			return err
+		}
+		for j, cmd := range cmds {
+			opts := &ExecuteOpts{Metadata: p.metadata(raw), IDSeed: p.seed(raw, j)}
+			items = append(items, item{raw: raw, j: j, cmd: cmd, opts: opts})
+			firstIDs = append(firstIDs, DeriveID(opts.IDSeed, 0))
+		}
+	}
+	if len(items) == 0 {
+		return nil
+	}
+	var store *rawevents.Store[TTx]
+	b := newBatchTx[TTx]()
+	var done map[uuid.UUID]bool
+	for _, it := range items {
+		route, err := p.Router.route(it.cmd)
+		if err != nil {
+			return err
+		}
+		if done == nil {
+			// The first route names the store; look the ids up there.
+			store = route.store
+			found, err := store.Driver().LookupTx(ctx, tx, firstIDs)
+			if err != nil {
+				return err
+			}
+			done = map[uuid.UUID]bool{}
+			for _, e := range found {
+				done[e.ID] = true
+			}
+		}
+		if done[DeriveID(it.opts.IDSeed, 0)] {
+			continue // processed before: its events are stored
+		}
+		err = route.plan(ctx, tx, b, it.cmd, it.opts)
+		if err := p.refused(ctx, it.raw, it.j, it.cmd, err); err != nil {
+			return err
+		}
+	}
+	return b.appendTx(ctx, tx)
 }
 
 // seed derives the ids of the events of a raw event's j-th command:
