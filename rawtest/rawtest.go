@@ -1,6 +1,6 @@
 // Package rawtest gives tests a fresh, migrated event store of their own,
-// on the embedded SQLite driver or on PostgreSQL, closed when the test
-// ends.
+// on the embedded SQLite driver, on PostgreSQL (both with the task queue's
+// tables, see package tasks) or in memory, closed when the test ends.
 //
 // PostgreSQL comes from RAWEVENTS_TEST_DATABASE_URL (default: the local
 // server, user postgres, database test); each store lives in a schema of
@@ -22,6 +22,7 @@ import (
 	"github.com/rawevents/rawevents/driver/postgres"
 	"github.com/rawevents/rawevents/driver/sqlite"
 	"github.com/rawevents/rawevents/internal/pgtest"
+	"github.com/rawevents/rawevents/tasks"
 )
 
 // SQLite returns a store in a fresh SQLite file in t's temporary
@@ -32,7 +33,11 @@ func SQLite(t testing.TB) *rawevents.Store[*sql.Tx] {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return open(t, d)
+	store := open(t, d)
+	if _, err := tasks.MigrateSQLite(context.Background(), d); err != nil {
+		t.Fatal(err)
+	}
+	return store
 }
 
 // Postgres returns a store in a fresh schema of the test database.
@@ -43,7 +48,11 @@ func Postgres(t testing.TB) *rawevents.Store[pgx.Tx] {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return open(t, d)
+	store := open(t, d)
+	if _, err := tasks.MigratePostgres(context.Background(), d); err != nil {
+		t.Fatal(err)
+	}
+	return store
 }
 
 func open[TTx any](t testing.TB, d driver.Driver[TTx]) *rawevents.Store[TTx] {

@@ -6,13 +6,19 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
 
 	"github.com/rawevents/rawevents"
+	"github.com/rawevents/rawevents/driver/postgres"
+	"github.com/rawevents/rawevents/driver/sqlite"
+	"github.com/rawevents/rawevents/tasks"
 )
 
 // App is an application that "rawevents serve" runs besides the API: its
@@ -25,6 +31,44 @@ import (
 type App struct {
 	SQLite   func(ctx context.Context, store *rawevents.Store[*sql.Tx]) ([]*rawevents.Subscription[*sql.Tx], error)
 	Postgres func(ctx context.Context, store *rawevents.Store[pgx.Tx]) ([]*rawevents.Subscription[pgx.Tx], error)
+	// Tasks registers the app's task workers (see package tasks); the
+	// worker role works them. Nil works none.
+	Tasks func(workers *river.Workers) error
+}
+
+// taskQueue is a tasks.Client with its transaction type hidden.
+type taskQueue struct {
+	start, stop func(context.Context) error
+	ui          func(ctx context.Context, prefix string) (http.Handler, error)
+}
+
+// openTasks returns the store's task queue: insert-only without workers.
+func openTasks(store Store, config *tasks.Config) (*taskQueue, error) {
+	switch s := store.(type) {
+	case *rawevents.Store[*sql.Tx]:
+		d, ok := s.Driver().(*sqlite.Driver)
+		if !ok {
+			break
+		}
+		return queueOf(tasks.ForSQLite(d, config))
+	case *rawevents.Store[pgx.Tx]:
+		d, ok := s.Driver().(*postgres.Driver)
+		if !ok {
+			break
+		}
+		return queueOf(tasks.ForPostgres(d, config))
+	}
+	return nil, fmt.Errorf("tasks: no task queue for %T", store)
+}
+
+func queueOf[TTx any](c *tasks.Client[TTx], err error) (*taskQueue, error) {
+	if err != nil {
+		return nil, err
+	}
+	return &taskQueue{
+		start: c.Start, stop: c.Stop,
+		ui: func(ctx context.Context, prefix string) (http.Handler, error) { return tasks.UIHandler(ctx, c, prefix) },
+	}, nil
 }
 
 // Roles a serve process can take.
@@ -64,11 +108,33 @@ type workers struct {
 }
 
 // startWorkers builds the app's subscriptions for store's backend and runs
-// each in a goroutine.
+// each in a goroutine, and starts the app's task workers.
 func startWorkers(ctx context.Context, app *App, store Store, logger *slog.Logger) (*workers, error) {
 	w := &workers{}
 	if app == nil {
 		return w, nil
+	}
+	if app.Tasks != nil {
+		registered := river.NewWorkers()
+		if err := app.Tasks(registered); err != nil {
+			return nil, fmt.Errorf("tasks: %w", err)
+		}
+		queue, err := openTasks(store, &tasks.Config{Workers: registered, Logger: logger})
+		if err != nil {
+			return nil, err
+		}
+		if err := queue.start(ctx); err != nil {
+			return nil, err
+		}
+		w.names = append(w.names, "tasks")
+		w.wg.Go(func() {
+			<-ctx.Done()
+			stop, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			defer cancel()
+			if err := queue.stop(stop); err != nil {
+				logger.Error("stop tasks", "err", err)
+			}
+		})
 	}
 	switch s := store.(type) {
 	case *rawevents.Store[*sql.Tx]:

@@ -18,6 +18,7 @@ import (
 
 	"github.com/rawevents/rawevents/ingest"
 	"github.com/rawevents/rawevents/internal/server"
+	"github.com/rawevents/rawevents/tasks"
 )
 
 // ServeOpts are the options of "rawevents serve", which runs the HTTP API.
@@ -209,9 +210,18 @@ func (o *ServeOpts) serveAPI(ctx context.Context, out io.Writer, store Store, lo
 	}
 	in := ingest.New(store, &ingest.Config{Committers: committers})
 	defer in.Close()
+	queue, err := openTasks(store, &tasks.Config{Logger: logger})
+	if err != nil {
+		return err
+	}
+	ui, err := queue.ui(ctx, server.TasksUIPath)
+	if err != nil {
+		return err
+	}
 	srv, err := server.New(server.Config{
 		Store: store, Ingester: in, Tokens: o.tokens, Sources: o.file.Sources,
 		MaxEventBytes: o.file.MaxEventBytes, MaxBatchBytes: o.file.MaxBatchBytes, Logger: logger,
+		TasksUI: ui,
 	})
 	if err != nil {
 		return err
@@ -221,8 +231,8 @@ func (o *ServeOpts) serveAPI(ctx context.Context, out io.Writer, store Store, lo
 		return fmt.Errorf("listen: %w", err)
 	}
 	base := "http://" + ln.Addr().String()
-	fmt.Fprintf(out, "rawevents serving %s on %s\n  API docs: %s/docs\n  send:     curl -X POST %s/v1/events -H 'Content-Type: application/cloudevents+json' -d '{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":\"demo\",\"type\":\"demo.hello\",\"data\":{\"hi\":true}}'\n",
-		o.Store, base, base, base)
+	fmt.Fprintf(out, "rawevents serving %s on %s\n  API docs: %s/docs\n  tasks:    %s%s/\n  send:     curl -X POST %s/v1/events -H 'Content-Type: application/cloudevents+json' -d '{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":\"demo\",\"type\":\"demo.hello\",\"data\":{\"hi\":true}}'\n",
+		o.Store, base, base, base, server.TasksUIPath, base)
 	if len(o.tokens) == 0 {
 		fmt.Fprintf(out, "  no tokens configured: listening on loopback only, without authentication\n")
 	} else {

@@ -15,6 +15,7 @@ import (
 	"github.com/rawevents/rawevents/driver/postgres"
 	"github.com/rawevents/rawevents/driver/sqlite"
 	"github.com/rawevents/rawevents/event"
+	"github.com/rawevents/rawevents/tasks"
 )
 
 // Store is the part of rawevents.Store the commands use. rawevents.Store is
@@ -59,7 +60,10 @@ func openStore(ctx context.Context, dsn string, create bool) (Store, *driver.Mig
 	if err != nil {
 		return nil, nil, err
 	}
-	return migrateAndOpen(ctx, d)
+	return migrateAndOpen(ctx, d, func(ctx context.Context) error {
+		_, err := tasks.MigrateSQLite(ctx, d)
+		return err
+	})
 }
 
 // openStoreForRead opens an existing store for commands that inspect it.
@@ -75,14 +79,20 @@ func openPostgres(ctx context.Context, dsn string) (Store, *driver.MigrateResult
 	if err != nil {
 		return nil, nil, err
 	}
-	return migrateAndOpen(ctx, d)
+	return migrateAndOpen(ctx, d, func(ctx context.Context) error {
+		_, err := tasks.MigratePostgres(ctx, d)
+		return err
+	})
 }
 
-// migrateAndOpen migrates d and returns a store on it, closing d if either
-// step fails.
-func migrateAndOpen[TTx any](ctx context.Context, d driver.Driver[TTx]) (Store, *driver.MigrateResult, error) {
+// migrateAndOpen migrates d, and the task queue's tables beside it, and
+// returns a store on it, closing d if a step fails.
+func migrateAndOpen[TTx any](ctx context.Context, d driver.Driver[TTx], migrateTasks func(context.Context) error) (Store, *driver.MigrateResult, error) {
 	migrated, err := d.Migrate(ctx)
 	if err != nil {
+		return nil, nil, errors.Join(err, d.Close())
+	}
+	if err := migrateTasks(ctx); err != nil {
 		return nil, nil, errors.Join(err, d.Close())
 	}
 	s, err := rawevents.NewStore(ctx, d, nil)

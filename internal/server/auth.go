@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -99,14 +100,7 @@ func (s *Server) authenticate(ctx huma.Context, next func(huma.Context)) {
 		huma.WriteErr(s.api, ctx, http.StatusUnauthorized, "missing bearer token") //nolint:errcheck // the response is all we can do
 		return
 	}
-	digest := sha256.Sum256([]byte(presented))
-	var match *Token
-	for i := range s.config.Tokens {
-		want := sha256.Sum256([]byte(s.config.Tokens[i].Secret))
-		if subtle.ConstantTimeCompare(digest[:], want[:]) == 1 {
-			match = &s.config.Tokens[i]
-		}
-	}
+	match := s.match(presented)
 	if match == nil {
 		ctx.SetHeader("WWW-Authenticate", `Bearer realm="rawevents", error="invalid_token"`)
 		huma.WriteErr(s.api, ctx, http.StatusUnauthorized, "unknown bearer token") //nolint:errcheck
@@ -117,6 +111,62 @@ func (s *Server) authenticate(ctx huma.Context, next func(huma.Context)) {
 		return
 	}
 	next(huma.WithValue(ctx, tokenKey{}, match.Name))
+}
+
+// match returns the configured token whose secret is presented, or nil.
+// Secrets are compared as SHA-256 digests in constant time, against every
+// configured token, so neither the match nor its position shows in the
+// timing.
+func (s *Server) match(presented string) *Token {
+	digest := sha256.Sum256([]byte(presented))
+	var match *Token
+	for i := range s.config.Tokens {
+		want := sha256.Sum256([]byte(s.config.Tokens[i].Secret))
+		if subtle.ConstantTimeCompare(digest[:], want[:]) == 1 {
+			match = &s.config.Tokens[i]
+		}
+	}
+	return match
+}
+
+// requireAdmin guards a plain http.Handler (a web UI) with the admin
+// scope. Besides a bearer token it takes HTTP Basic credentials whose
+// password is a token's secret, so that a browser can sign in: it asks
+// once and then sends them with every request, the UI's own included.
+func (s *Server) requireAdmin(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if len(s.config.Tokens) == 0 {
+			next.ServeHTTP(w, r)
+			return
+		}
+		presented, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok {
+			_, presented, ok = r.BasicAuth()
+		}
+		if !ok || presented == "" {
+			w.Header().Set("WWW-Authenticate", `Basic realm="rawevents admin"`)
+			writeProblem(w, http.StatusUnauthorized, "missing credentials: a token with the admin scope, as a bearer token or as the password of HTTP Basic")
+			return
+		}
+		match := s.match(presented)
+		if match == nil {
+			w.Header().Set("WWW-Authenticate", `Basic realm="rawevents admin"`)
+			writeProblem(w, http.StatusUnauthorized, "unknown token")
+			return
+		}
+		if !slices.Contains(match.Scopes, ScopeAdmin) {
+			writeProblem(w, http.StatusForbidden, fmt.Sprintf("token %q lacks the %q scope", match.Name, ScopeAdmin))
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), tokenKey{}, match.Name)))
+	})
+}
+
+// writeProblem writes an RFC 9457 problem detail outside huma.
+func writeProblem(w http.ResponseWriter, status int, detail string) {
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]any{"title": http.StatusText(status), "status": status, "detail": detail}) //nolint:errcheck // the response is all we can do
 }
 
 // secured returns the operation's security requirement and scope.

@@ -44,7 +44,13 @@ type Config struct {
 	MaxEventBytes, MaxBatchBytes int64
 	// Logger receives one line per failed request. Default slog.Default().
 	Logger *slog.Logger
+	// TasksUI, when set, is the task queue's web UI, served under
+	// TasksUIPath to admin tokens only.
+	TasksUI http.Handler
 }
+
+// TasksUIPath is where the task queue's web UI is served.
+const TasksUIPath = "/admin/river"
 
 // Server is the HTTP API.
 type Server struct {
@@ -93,6 +99,10 @@ func New(config Config) (*Server, error) {
 	s.registerReads()
 	s.registerAdmin()
 	apidocs.Mount(mux, "/openapi.yaml")
+	if config.TasksUI != nil {
+		mux.Handle(TasksUIPath+"/", s.requireAdmin(config.TasksUI))
+		mux.Handle(TasksUIPath, http.RedirectHandler(TasksUIPath+"/", http.StatusMovedPermanently))
+	}
 	s.handler = mux
 	return s, nil
 }
