@@ -24,8 +24,9 @@ import (
 
 // BenchmarkPipeline measures raw events processed end to end (raw event
 // read, processor, command, aggregate loaded, domain event appended,
-// checkpoint) per second, beside the store's own batched append rate in
-// the same run. Each op is one raw event. Compare with
+// checkpoint) per second, beside the store's own batched append rate and
+// the same work done as one River job per raw event, in the same run. Each
+// op is one raw event. Compare with
 //
 //	go test -run '^$' -bench Pipeline -benchtime 20000x -count 3 ./domain
 func BenchmarkPipeline(b *testing.B) {
@@ -38,6 +39,7 @@ func BenchmarkPipeline(b *testing.B) {
 			})
 		})
 	}
+	b.Run("SQLite/river", benchRiverSQLite)
 	b.Run("Postgres/append100", func(b *testing.B) { benchAppend(b, benchPostgres(b)) })
 	for _, processes := range []int{1, 3} {
 		b.Run(fmt.Sprintf("Postgres/workers=%d", processes), func(b *testing.B) {
@@ -46,6 +48,7 @@ func BenchmarkPipeline(b *testing.B) {
 			benchPipeline(b, store, func(context.Context) func() { return runProcesses(b, schema, processes) })
 		})
 	}
+	b.Run("Postgres/river", benchRiverPostgres)
 }
 
 func benchSQLite(b *testing.B) *rawevents.Store[*sql.Tx] {
