@@ -31,6 +31,7 @@ import (
 //	go test -run '^$' -bench Pipeline -benchtime 20000x -count 3 ./domain
 func BenchmarkPipeline(b *testing.B) {
 	b.Run("SQLite/append100", func(b *testing.B) { benchAppend(b, benchSQLite(b)) })
+	b.Run("SQLite/appendMany200x1", func(b *testing.B) { benchAppendMany(b, benchSQLite(b)) })
 	for _, partitions := range []int{1, 4} {
 		b.Run(fmt.Sprintf("SQLite/partitions=%d", partitions), func(b *testing.B) {
 			store := benchSQLite(b)
@@ -41,6 +42,7 @@ func BenchmarkPipeline(b *testing.B) {
 	}
 	b.Run("SQLite/river", benchRiverSQLite)
 	b.Run("Postgres/append100", func(b *testing.B) { benchAppend(b, benchPostgres(b)) })
+	b.Run("Postgres/appendMany200x1", func(b *testing.B) { benchAppendMany(b, benchPostgres(b)) })
 	for _, processes := range []int{1, 3} {
 		b.Run(fmt.Sprintf("Postgres/workers=%d", processes), func(b *testing.B) {
 			store := benchPostgres(b)
@@ -94,6 +96,35 @@ func benchAppend[TTx any](b *testing.B, store *rawevents.Store[TTx]) {
 	for i := 0; i < b.N; i += len(batch) {
 		n := min(len(batch), b.N-i)
 		if _, err := store.Append(ctx, fmt.Sprintf("s-%d", (i/len(batch))%1000), event.Any, batch[:n]...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+// benchAppendMany is the store writing what a processor's batch writes:
+// one event to each of 200 streams in one transaction (Store.AppendManyTx,
+// one round trip on PostgreSQL), streams round robin over 500 keys at
+// their exact versions. It is the ceiling of the pipeline's append.
+func benchAppendMany[TTx any](b *testing.B, store *rawevents.Store[TTx]) {
+	ctx := context.Background()
+	data := []byte(`{"seq":1}`)
+	versions := map[string]int64{}
+	b.ResetTimer()
+	for i := 0; i < b.N; i += 200 {
+		var appends []rawevents.StreamAppend
+		for n := i; n < min(i+200, b.N); n++ {
+			stream := fmt.Sprintf("counter-k%03d", n%500)
+			appends = append(appends, rawevents.StreamAppend{StreamID: stream, Expected: event.Exact(versions[stream]),
+				Events: []event.Proposed{{Type: "counted", Data: data}}})
+			versions[stream]++
+		}
+		err := store.Driver().InTx(ctx, func(tx TTx) error {
+			_, err := store.AppendManyTx(ctx, tx, appends)
+			return err
+		})
+		if err != nil {
 			b.Fatal(err)
 		}
 	}
