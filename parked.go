@@ -23,9 +23,22 @@ type SubscriptionStatus struct {
 	// Lag is how many positions the slowest partition is behind Head.
 	Lag int64 `json:"lag"`
 	// Parked counts the events waiting for an operator or being retried.
-	Parked     int                      `json:"parked"`
+	Parked int `json:"parked"`
+	// State is SubscriptionLive when every partition is held by a live
+	// lease and none lags, SubscriptionCatchingUp when every partition is
+	// held and some lag, and SubscriptionStopped when some partition has
+	// no live owner (no process runs it, or the one that did stopped or
+	// died and its lease has not run out).
+	State      string                   `json:"state"`
 	Partitions []driver.PartitionStatus `json:"partitions"`
 }
+
+// Subscription states, see SubscriptionStatus.State.
+const (
+	SubscriptionLive       = "live"
+	SubscriptionCatchingUp = "catching_up"
+	SubscriptionStopped    = "stopped"
+)
 
 // SubscriptionStatus returns a subscription's status, or fails with
 // event.ErrSubscriptionNotFound when it has never run.
@@ -40,6 +53,16 @@ func (s *Store[TTx]) SubscriptionStatus(ctx context.Context, name string) (*Subs
 	out := &SubscriptionStatus{Name: name, Head: st.Head, Parked: st.Parked, Partitions: st.Partitions}
 	out.Position = slices.MinFunc(st.Partitions, func(a, b driver.PartitionStatus) int { return cmp.Compare(a.Position, b.Position) }).Position
 	out.Lag = max(out.Head-out.Position, 0)
+	now := s.config.Now()
+	out.State = SubscriptionLive
+	for _, p := range st.Partitions {
+		switch {
+		case p.Owner == "" || p.LeaseUntil.Before(now):
+			out.State = SubscriptionStopped
+		case p.Position < out.Head && out.State == SubscriptionLive:
+			out.State = SubscriptionCatchingUp
+		}
+	}
 	return out, nil
 }
 

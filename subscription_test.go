@@ -143,7 +143,7 @@ func testOrderAndTakeover[TTx any](t *testing.T, store *rawevents.Store[TTx]) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Parked != 0 || len(st.Partitions) != 4 || st.Lag != 0 {
+	if st.Parked != 0 || len(st.Partitions) != 4 || st.Lag != 0 || st.State != rawevents.SubscriptionStopped {
 		t.Fatalf("status %+v", st)
 	}
 	for _, p := range st.Partitions {
@@ -194,7 +194,7 @@ func testPoison[TTx any](t *testing.T, store *rawevents.Store[TTx]) {
 	appendNumbered(t, store, 5, 1)
 	waitFor(t, "the log handled", func() bool {
 		st, err := store.SubscriptionStatus(ctx, "poison")
-		return err == nil && st.Lag == 0 && st.Parked == 1
+		return err == nil && st.Lag == 0 && st.Parked == 1 && st.State == rawevents.SubscriptionLive
 	})
 	if n := attempts.Load(); n != 3 {
 		t.Fatalf("the poison event was tried %d times, want MaxAttempts = 3", n)

@@ -113,9 +113,9 @@ func (o *SubscriptionsOpts) Run(ctx context.Context, out io.Writer) error {
 		now = o.Now
 	}
 	tw := newTable(out)
-	fmt.Fprintln(tw, "NAME\tPOSITION\tHEAD\tLAG\tPARKED\tPARTITIONS\tOWNERS")
+	fmt.Fprintln(tw, "NAME\tSTATE\tPOSITION\tHEAD\tLAG\tPARKED\tPARTITIONS\tOWNERS")
 	for _, st := range statuses {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\n", st.Name, st.Position, st.Head, st.Lag, st.Parked, len(st.Partitions), owners(st.Partitions, now()))
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\n", st.Name, st.State, st.Position, st.Head, st.Lag, st.Parked, len(st.Partitions), owners(st.Partitions, now()))
 	}
 	return tw.Flush()
 }
@@ -196,7 +196,7 @@ func (o *SubscriptionShowOpts) Run(ctx context.Context, out io.Writer) error {
 	if o.Now != nil {
 		now = o.Now()
 	}
-	fmt.Fprintf(out, "%s: position %d, head %d, lag %d, parked %d\n", st.Name, st.Position, st.Head, st.Lag, st.Parked)
+	fmt.Fprintf(out, "%s: %s, position %d, head %d, lag %d, parked %d\n", st.Name, st.State, st.Position, st.Head, st.Lag, st.Parked)
 	tw := newTable(out)
 	fmt.Fprintln(tw, "PARTITION\tPOSITION\tLAG\tOWNER\tLEASE UNTIL\tUPDATED")
 	for _, p := range st.Partitions {

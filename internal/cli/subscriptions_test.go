@@ -21,8 +21,8 @@ func TestSubscriptions(t *testing.T) {
 
 		got := lines(b.run(t, "subscriptions"))
 		want := []string{
-			"NAME    POSITION  HEAD  LAG  PARKED  PARTITIONS  OWNERS",
-			"orders  4         4     0    2       2           -",
+			"NAME    STATE    POSITION  HEAD  LAG  PARKED  PARTITIONS  OWNERS",
+			"orders  stopped  4         4     0    2       2           -",
 		}
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("subscriptions printed\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -44,7 +44,7 @@ func TestSubscriptions(t *testing.T) {
 		b.run(t, "append", "--stream", "ok-3", "--type", "order.placed")
 
 		got := lines(b.run(t, "subscriptions", "show", "orders"))
-		if len(got) != 4 || got[0] != "orders: position 4, head 5, lag 1, parked 2" ||
+		if len(got) != 4 || got[0] != "orders: stopped, position 4, head 5, lag 1, parked 2" ||
 			!strings.HasPrefix(got[1], "PARTITION  POSITION  LAG  OWNER  LEASE UNTIL  UPDATED") {
 			t.Fatalf("subscriptions show printed %q", got)
 		}
