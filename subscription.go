@@ -340,6 +340,7 @@ type partitionWorker[TTx any] struct {
 	partition int
 	position  int64 // every event up to here is done
 	saved     int64 // the checkpoint as stored
+	savedAt   time.Time
 	lastRetry time.Time
 }
 
@@ -355,7 +356,10 @@ func (w *partitionWorker[TTx]) run(ctx context.Context) error {
 			return err
 		}
 		if len(page) == 0 {
-			if w.saved != w.position {
+			// Caught up. Progress over events of other partitions is
+			// saved at most once a second: reading them again after a
+			// crash costs little, a write per wake-up would not.
+			if w.saved != w.position && time.Since(w.savedAt) >= idleCheckpointEvery {
 				if err := w.commit(ctx, w.position); err != nil {
 					return err
 				}
@@ -465,7 +469,7 @@ func (w *partitionWorker[TTx]) apply(ctx context.Context, batch []event.Event, u
 		return w.checkpointTx(ctx, tx, upTo)
 	})
 	if err == nil {
-		w.position, w.saved = upTo, upTo
+		w.markSaved(upTo)
 		committed()
 	}
 	return failed, err
@@ -482,10 +486,18 @@ func (w *partitionWorker[TTx]) applyBatch(ctx context.Context, batch []event.Eve
 		return w.checkpointTx(ctx, tx, upTo)
 	})
 	if err == nil {
-		w.position, w.saved = upTo, upTo
+		w.markSaved(upTo)
 		committed()
 	}
 	return err
+}
+
+// idleCheckpointEvery is how often a caught-up partition saves its
+// progress over events that were not its own.
+const idleCheckpointEvery = time.Second
+
+func (w *partitionWorker[TTx]) markSaved(position int64) {
+	w.position, w.saved, w.savedAt = position, position, time.Now()
 }
 
 // commit moves the checkpoint over events the partition had nothing to do
@@ -512,7 +524,7 @@ func (w *partitionWorker[TTx]) park(ctx context.Context, e event.Event, attempts
 		return w.checkpointTx(ctx, tx, e.Position)
 	})
 	if err == nil {
-		w.position, w.saved = e.Position, e.Position
+		w.markSaved(e.Position)
 	}
 	return err
 }
