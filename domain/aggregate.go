@@ -235,6 +235,10 @@ type Decision[S any] func(state S) ([]any, error)
 type ExecuteOpts struct {
 	// Metadata is stored with every event.
 	Metadata event.Metadata
+	// OccurredAt is the events' event time; zero means when they are
+	// recorded. A processor sets it to its raw event's time, so a domain
+	// event says when the fact behind it happened.
+	OccurredAt time.Time
 	// IDSeed, when set, derives the events' ids from it (the first is
 	// DeriveID(IDSeed, 0), and so on), and a command whose first event is
 	// already stored is not decided again: executing the same command
@@ -354,7 +358,7 @@ func (r *Repository[TTx, S]) ExecuteTx(ctx context.Context, tx TTx, id string, d
 		if err != nil {
 			return nil, err
 		}
-		p.Metadata = opts.Metadata
+		p.Metadata, p.OccurredAt = opts.Metadata, opts.OccurredAt
 		if opts.IDSeed != uuid.Nil {
 			p.ID = DeriveID(opts.IDSeed, i)
 		}

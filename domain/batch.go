@@ -65,7 +65,7 @@ func (r *Repository[TTx, S]) planTx(ctx context.Context, tx TTx, b *batchTx[TTx]
 		if err != nil {
 			return err
 		}
-		p.Metadata = opts.Metadata
+		p.Metadata, p.OccurredAt = opts.Metadata, opts.OccurredAt
 		p.ID = DeriveID(opts.IDSeed, i)
 		ps.events = append(ps.events, p)
 		state = r.agg.Apply(state, deref(v))

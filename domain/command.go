@@ -64,6 +64,12 @@ func Route[TTx, S any, C Command](r *Router[TTx], repo *Repository[TTx, S], deci
 	return nil
 }
 
+// RouteDecide is Route for commands that decide for themselves: pass the
+// method expression, as in RouteDecide(router, accounts, Withdraw.Decide).
+func RouteDecide[TTx, S any, C Command](r *Router[TTx], repo *Repository[TTx, S], decide func(cmd C, state S) ([]any, error)) error {
+	return Route(r, repo, func(s S, c C) ([]any, error) { return decide(c, s) })
+}
+
 // Execute executes cmd in a transaction of its own, deciding again after
 // a concurrent append (see Repository.Execute).
 func (r *Router[TTx]) Execute(ctx context.Context, cmd Command, opts *ExecuteOpts) error {

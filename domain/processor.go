@@ -97,7 +97,7 @@ func (p *Processor[TTx]) handle(ctx context.Context, tx TTx, raw event.Event) er
 		return err
 	}
 	for j, cmd := range cmds {
-		opts := &ExecuteOpts{Metadata: p.metadata(raw), IDSeed: p.seed(raw, j)}
+		opts := &ExecuteOpts{Metadata: p.metadata(raw), IDSeed: p.seed(raw, j), OccurredAt: raw.OccurredAt}
 		err := p.Router.ExecuteTx(ctx, tx, cmd, opts)
 		if err := p.refused(ctx, raw, j, cmd, err); err != nil {
 			return err
@@ -153,7 +153,7 @@ func (p *Processor[TTx]) handleBatch(ctx context.Context, tx TTx, raws []event.E
 			return err
 		}
 		for j, cmd := range cmds {
-			opts := &ExecuteOpts{Metadata: p.metadata(raw), IDSeed: p.seed(raw, j)}
+			opts := &ExecuteOpts{Metadata: p.metadata(raw), IDSeed: p.seed(raw, j), OccurredAt: raw.OccurredAt}
 			items = append(items, item{raw: raw, j: j, cmd: cmd, opts: opts})
 			firstIDs = append(firstIDs, DeriveID(opts.IDSeed, 0))
 		}

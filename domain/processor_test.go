@@ -176,8 +176,8 @@ func testProcessor[TTx any](t *testing.T, store *rawevents.Store[TTx]) {
 	m := first.Metadata
 	if m.CausationID != raw.ID.String() || m.CorrelationID != raw.ID.String() || m.Actor != "processor:bank" ||
 		m.Origin == nil || *m.Origin != (event.Origin{Source: "bank", ID: "t1", Position: raw.Position}) ||
-		m.Extra["processor"] != "bank" || m.Extra["processor_version"] != "3" {
-		t.Fatalf("metadata of the first domain event: %+v (origin %+v)", m, m.Origin)
+		m.Extra["processor"] != "bank" || m.Extra["processor_version"] != "3" || !first.OccurredAt.Equal(day) {
+		t.Fatalf("metadata of the first domain event: %+v (origin %+v), occurred at %v", m, m.Origin, first.OccurredAt)
 	}
 
 	// Effectively once: handling the raw events again, as after a crash

@@ -58,6 +58,15 @@ func Register[E any](types *Types, name string, version int) error {
 	return nil
 }
 
+// MustRegister is Register for names fixed in the code, set up once at
+// start: it panics where Register would fail, which any test of the
+// setup catches.
+func MustRegister[E any](types *Types, name string, version int) {
+	if err := Register[E](types, name, version); err != nil {
+		panic(err)
+	}
+}
+
 // Names returns the registered names, sorted.
 func (t *Types) Names() []string {
 	names := make([]string, 0, len(t.byName))
