@@ -4,8 +4,8 @@
 // A Store appends events to streams with optimistic concurrency, reads
 // streams forwards and backwards, reads the global log in pages, and follows
 // it as it grows. It runs on a driver: driver/sqlite (embedded, one file,
-// the default) or driver/postgres (pgx v5). Both pass the same conformance
-// suite (package storetest).
+// the default), driver/postgres (pgx v5), or driver/memory (for tests).
+// All pass the same conformance suite (package storetest).
 //
 // Guarantees, on every driver:
 //
@@ -23,6 +23,17 @@
 // are derived from the sender's identity of a fact are stored once, and a
 // second delivery answers with the first one's event. Package ingest builds
 // raw CloudEvents ingestion, with group commit, on it.
+//
+// A Subscription is a handler of the global log run by a Subscriber: it
+// reads from its checkpoint, hands events to the handler in batches, and
+// commits each batch's writes together with the checkpoint, so every event
+// takes effect exactly once. Work splits into partitions by a key (same key,
+// log order; different keys, in parallel), held by processes under leases
+// that others take over when a process dies. A failing event is retried
+// with backoff and then parked for an operator (Parked, RetryParked,
+// SkipParked), unless the subscription is strict. Processors (package
+// domain) and projections run on it; package tasks runs discrete work on
+// River, enqueued in the same transactions.
 //
 // The usual shape of a program:
 //
