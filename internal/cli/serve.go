@@ -142,11 +142,14 @@ func (o *ServeOpts) Run(ctx context.Context, out io.Writer) error {
 		return err
 	}
 	defer store.Close() //nolint:errcheck // closing after a clean shutdown
-	committers := 1
+	// SQLite writes one transaction at a time: one committer, with larger
+	// transactions to spread each commit's page writes over more events.
+	// PostgreSQL commits several transactions at once.
+	cfg := &ingest.Config{Committers: 1, MaxBatch: 4_000}
 	if isPostgres(o.Store) {
-		committers = 4 // PostgreSQL commits several transactions at once
+		cfg = &ingest.Config{Committers: 4}
 	}
-	in := ingest.New(store, &ingest.Config{Committers: committers})
+	in := ingest.New(store, cfg)
 	defer in.Close()
 	srv, err := server.New(server.Config{
 		Store: store, Ingester: in, Tokens: o.tokens, Sources: o.file.Sources,
