@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/rawevents/rawevents"
+	"github.com/rawevents/rawevents/driver"
 	"github.com/rawevents/rawevents/event"
 )
 
@@ -144,4 +146,92 @@ func testAppendIfAbsentConcurrent[TTx any](t *testing.T, h *Harness[TTx]) {
 			t.Fatalf("stored event %s at %d was reported elsewhere", e.ID, e.Position)
 		}
 	}
+}
+
+// completed returns n events ready for the driver, as the store completes
+// them before an append.
+func completed(stream string, n int) []event.Event {
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	out := make([]event.Event, n)
+	for i := range out {
+		out[i] = event.Event{ID: uuid.New(), StreamID: stream, Type: "thing.happened", SchemaVersion: 1,
+			Data: []byte(fmt.Sprintf(`{"n":%d}`, i)), OccurredAt: now, RecordedAt: now}
+	}
+	return out
+}
+
+// testAppendManyTx specifies the driver's many-stream append, which
+// AppendIfAbsent uses: appends apply in order (two to one stream follow
+// each other), positions are consecutive in that order, each append's
+// expected version is checked, and a stored id fails the call.
+func testAppendManyTx[TTx any](t *testing.T, h *Harness[TTx]) {
+	ctx := ctxT(t)
+	before := mustAppend(t, h, "many-a", event.NoStream, numbered(1)...)
+	appendMany := func(params ...*driver.AppendParams) ([]*event.AppendResult, error) {
+		tx, err := h.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := h.Store.Driver().AppendManyTx(ctx, tx, params)
+		if err != nil {
+			if rbErr := h.Rollback(ctx, tx); rbErr != nil {
+				t.Fatal(rbErr)
+			}
+			return nil, err
+		}
+		return res, h.Commit(ctx, tx)
+	}
+
+	res, err := appendMany(
+		&driver.AppendParams{StreamID: "many-b", Expected: event.NoStream, Events: completed("many-b", 2)},
+		&driver.AppendParams{StreamID: "many-a", Expected: event.Exact(1), Events: completed("many-a", 1)},
+		&driver.AppendParams{StreamID: "many-b", Expected: event.Exact(2), Events: completed("many-b", 1)},
+		&driver.AppendParams{StreamID: "many-c", Expected: event.Any},
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(res[0].Version, res[1].Version, res[2].Version, res[3].Version); got != "2 2 3 0" {
+		t.Fatalf("versions %s, want 2 2 3 0", got)
+	}
+	var stored []event.Event
+	for _, r := range res {
+		stored = append(stored, r.Events...)
+	}
+	for i, e := range stored {
+		if want := before.Events[0].Position + int64(i) + 1; e.Position != want {
+			t.Fatalf("event %d at position %d, want %d", i, e.Position, want)
+		}
+	}
+	requireEqualEvents(t, readAll(t, h)[1:], stored)
+	for stream, want := range map[string]int64{"many-a": 2, "many-b": 3} {
+		info, err := h.Store.StreamInfo(ctx, stream)
+		if err != nil || info.Version != want || info.LastPosition != readStream(t, h, stream)[want-1].Position {
+			t.Fatalf("stream %s: info %+v, err %v; want version %d", stream, info, err, want)
+		}
+	}
+	if _, err := h.Store.StreamInfo(ctx, "many-c"); !errors.Is(err, event.ErrStreamNotFound) {
+		t.Fatalf("an append of no events created the stream: err = %v", err)
+	}
+
+	t.Run("ExpectedVersion", func(t *testing.T) {
+		_, err := appendMany(
+			&driver.AppendParams{StreamID: "many-d", Expected: event.NoStream, Events: completed("many-d", 1)},
+			&driver.AppendParams{StreamID: "many-a", Expected: event.Exact(1), Events: completed("many-a", 1)},
+		)
+		if !errors.Is(err, event.ErrConcurrency) {
+			t.Fatalf("err = %v, want ErrConcurrency", err)
+		}
+		requireCount(t, h, 5)
+	})
+
+	t.Run("StoredID", func(t *testing.T) {
+		again := completed("many-e", 2)
+		again[1].ID = stored[0].ID
+		_, err := appendMany(&driver.AppendParams{StreamID: "many-e", Expected: event.Any, Events: again})
+		if !errors.Is(err, event.ErrEventIDReused) {
+			t.Fatalf("err = %v, want ErrEventIDReused", err)
+		}
+		requireCount(t, h, 5)
+	})
 }

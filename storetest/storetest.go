@@ -66,6 +66,7 @@ func Run[TTx any](t *testing.T, newHarness Factory[TTx]) {
 		{"ClosedStore", testClosedStore[TTx]},
 		{"CancelledContext", testCancelledContext[TTx]},
 		{"AppendTx", testAppendTx[TTx]},
+		{"AppendManyTx", testAppendManyTx[TTx]},
 		{"Immutability", testImmutability[TTx]},
 		{"ConcurrentWritersOneStream", testConcurrentWriters[TTx]},
 		{"GapFreeTail", testGapFreeTail[TTx]},

@@ -59,19 +59,116 @@ func (d *Driver) AppendTx(ctx context.Context, tx *sql.Tx, p *driver.AppendParam
 	return d.append(ctx, tx, p, true)
 }
 
-// AppendManyTx implements driver.Driver: one append after the other, on
-// the one write connection, without looking the ids up again (the caller
-// has, in tx; a stored one fails on the unique index).
+// AppendManyTx implements driver.Driver with a constant number of
+// statements whatever the number of streams: one to read the streams'
+// versions, one for the last position, an INSERT per insertChunk events
+// (of any streams) and one upsert of the streams. The ids are not looked
+// up (the caller has, in tx; a stored one fails on the unique index).
+// Params are applied in order, so two of the same stream append one after
+// the other.
 func (d *Driver) AppendManyTx(ctx context.Context, tx *sql.Tx, params []*driver.AppendParams) ([]*event.AppendResult, error) {
+	versions, err := streamVersions(ctx, tx, params)
+	if err != nil {
+		return nil, err
+	}
+	var last int64
+	if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(position), 0) FROM events`).Scan(&last); err != nil {
+		return nil, translate(ctx, "append", err)
+	}
 	out := make([]*event.AppendResult, len(params))
+	var all []event.Event
+	changed := map[string]event.Event{} // stream: its last event in this call
 	for i, p := range params {
-		res, err := d.append(ctx, tx, p, false)
-		if err != nil {
-			return nil, err
+		current := versions[p.StreamID]
+		if !p.Expected.Allows(current) {
+			return nil, &event.ConcurrencyError{StreamID: p.StreamID, Expected: p.Expected, Actual: current}
+		}
+		res := &event.AppendResult{StreamID: p.StreamID, Version: current, Events: make([]event.Event, len(p.Events))}
+		for j, e := range p.Events {
+			last++
+			e.StreamVersion, e.Position = current+int64(j)+1, last
+			res.Events[j] = e
+		}
+		if n := len(res.Events); n > 0 {
+			res.Version = res.Events[n-1].StreamVersion
+			versions[p.StreamID] = res.Version
+			changed[p.StreamID] = res.Events[n-1]
+			all = append(all, res.Events...)
 		}
 		out[i] = res
 	}
+	if err := insertEvents(ctx, tx, all); err != nil {
+		return nil, err
+	}
+	if err := upsertStreams(ctx, tx, changed); err != nil {
+		return nil, err
+	}
 	return out, nil
+}
+
+// streamVersions reads the current version of every stream in params (0
+// for a stream that has no row yet), in one statement.
+func streamVersions(ctx context.Context, tx *sql.Tx, params []*driver.AppendParams) (map[string]int64, error) {
+	versions := make(map[string]int64, len(params))
+	ids := make([]string, 0, len(params))
+	for _, p := range params {
+		if _, ok := versions[p.StreamID]; !ok {
+			versions[p.StreamID] = 0
+			ids = append(ids, p.StreamID)
+		}
+	}
+	idsJSON, err := json.Marshal(ids)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: append: %w", err)
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT stream_id, version FROM streams WHERE stream_id IN (SELECT value FROM json_each(?))`, string(idsJSON))
+	if err != nil {
+		return nil, translate(ctx, "append", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var version int64
+		if err := rows.Scan(&id, &version); err != nil {
+			return nil, translate(ctx, "append", err)
+		}
+		versions[id] = version
+	}
+	if err := rows.Err(); err != nil {
+		return nil, translate(ctx, "append", err)
+	}
+	return versions, nil
+}
+
+// upsertChunk is how many streams one upsert statement writes.
+const upsertChunk = 500
+
+// upsertStreams sets each stream's version and last position to those of
+// its last event, creating the streams that have no row yet.
+func upsertStreams(ctx context.Context, tx *sql.Tx, last map[string]event.Event) error {
+	const cols = 5
+	args := make([]any, 0, cols*min(len(last), upsertChunk))
+	flush := func() error {
+		if len(args) == 0 {
+			return nil
+		}
+		query := `INSERT INTO streams (stream_id, version, last_position, created_at, updated_at) VALUES ` +
+			strings.TrimSuffix(strings.Repeat("(?,?,?,?,?),", len(args)/cols), ",") +
+			` ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, last_position = excluded.last_position, updated_at = excluded.updated_at`
+		_, err := tx.ExecContext(ctx, query, args...)
+		args = args[:0]
+		return translate(ctx, "append", err)
+	}
+	for stream, e := range last {
+		recorded := e.RecordedAt.UnixMicro()
+		args = append(args, stream, e.StreamVersion, e.Position, recorded, recorded)
+		if len(args) == cols*upsertChunk {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	return flush()
 }
 
 // append writes p in tx. With checkIDs it first looks the ids up, so that

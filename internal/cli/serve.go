@@ -204,11 +204,14 @@ func (o *ServeOpts) Run(ctx context.Context, out io.Writer) error {
 
 // serveAPI runs the HTTP API until ctx ends.
 func (o *ServeOpts) serveAPI(ctx context.Context, out io.Writer, store Store, logger *slog.Logger) error {
-	committers := 1
+	// SQLite writes one transaction at a time: one committer, with larger
+	// transactions to spread each commit's page writes over more events.
+	// PostgreSQL commits several transactions at once.
+	cfg := &ingest.Config{Committers: 1, MaxBatch: 4_000}
 	if isPostgres(o.Store) {
-		committers = 4 // PostgreSQL commits several transactions at once
+		cfg = &ingest.Config{Committers: 4}
 	}
-	in := ingest.New(store, &ingest.Config{Committers: committers})
+	in := ingest.New(store, cfg)
 	defer in.Close()
 	queue, err := openTasks(store, &tasks.Config{Logger: logger})
 	if err != nil {
