@@ -277,10 +277,32 @@ func (e *RejectedError) Error() string {
 // Unwrap returns the domain error.
 func (e *RejectedError) Unwrap() error { return e.Err }
 
-// DeriveID returns the n-th event id derived from seed: a UUIDv5, so the
-// same seed always yields the same ids.
+// DeriveID returns the n-th event id derived from seed, so the same seed
+// always yields the same ids. The id keeps the seed's first six bytes and
+// takes the rest from a SHA-1 of seed and n (a version 8 UUID): ids from
+// seeds that grow (see SeedAt) grow too, and their inserts stay together
+// at the end of the store's id index instead of landing on a random page
+// each.
 func DeriveID(seed uuid.UUID, n int) uuid.UUID {
-	return uuid.NewSHA1(seed, fmt.Appendf(nil, "%d", n))
+	h := uuid.NewSHA1(seed, fmt.Appendf(nil, "%d", n))
+	var id uuid.UUID
+	copy(id[:6], seed[:6])
+	copy(id[6:], h[6:])
+	id[6] = id[6]&0x0f | 0x80 // version 8
+	id[8] = id[8]&0x3f | 0x80 // RFC 9562 variant
+	return id
+}
+
+// SeedAt returns a seed for DeriveID whose ids sort by position (the first
+// six bytes hold it) and are otherwise determined by name under base.
+// Processors seed the events a raw event causes with the raw event's
+// position, so that derived ids follow the log.
+func SeedAt(position int64, base uuid.UUID, name string) uuid.UUID {
+	seed := uuid.NewSHA1(base, []byte(name))
+	for i := range 6 {
+		seed[i] = byte(position >> (8 * (5 - i)))
+	}
+	return seed
 }
 
 // Execute loads the instance, decides, and appends the decided events at

@@ -1,6 +1,7 @@
 package domain_test
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -11,6 +12,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/rawevents/rawevents"
@@ -212,4 +214,26 @@ func testSnapshotEquivalence[TTx any](t *testing.T, store *rawevents.Store[TTx])
 		t.Fatalf("snapshot %d + replay gives %+v at v%d, full replay %+v at v%d, the fold %+v", loaded.SnapshotVersion, loaded.State, loaded.Version, full.State, full.Version, mine)
 	}
 	t.Logf("%d events, a snapshot every %d, %d snapshots checked", total, every, checked)
+}
+
+func TestDeriveID(t *testing.T) {
+	t.Parallel()
+	base := uuid.New()
+	a, b := domain.SeedAt(41, base, "p/0"), domain.SeedAt(42, base, "p/0")
+	if domain.DeriveID(a, 0) != domain.DeriveID(a, 0) {
+		t.Fatal("not deterministic")
+	}
+	seen := map[uuid.UUID]bool{}
+	for _, seed := range []uuid.UUID{a, b, domain.SeedAt(41, base, "p/1"), uuid.New()} {
+		for n := range 3 {
+			id := domain.DeriveID(seed, n)
+			if seen[id] || id.Version() != 8 || id.Variant() != uuid.RFC4122 {
+				t.Fatalf("id %s: seen %v, version %d, variant %v", id, seen[id], id.Version(), id.Variant())
+			}
+			seen[id] = true
+		}
+	}
+	if x, y := domain.DeriveID(a, 5), domain.DeriveID(b, 0); bytes.Compare(x[:], y[:]) >= 0 {
+		t.Fatalf("ids of position 41 (%s) do not sort before position 42's (%s)", x, y)
+	}
 }

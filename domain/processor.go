@@ -196,7 +196,7 @@ func (p *Processor[TTx]) handleBatch(ctx context.Context, tx TTx, raws []event.E
 // processing the same raw event again yields the same ids, so nothing is
 // appended twice.
 func (p *Processor[TTx]) seed(raw event.Event, j int) uuid.UUID {
-	return uuid.NewSHA1(raw.ID, fmt.Appendf(nil, "processor:%s/%d", p.Name, j))
+	return SeedAt(raw.Position, raw.ID, fmt.Sprintf("processor:%s/%d", p.Name, j))
 }
 
 // metadata is the audit trail of the events a raw event causes.
