@@ -58,9 +58,13 @@ BEGIN
          WHERE u.n_events > 0
          ORDER BY u.stream_id, u.ord
         ON CONFLICT DO NOTHING;
-        PERFORM count(*) FROM (
-            SELECT FROM {schema}.streams s WHERE s.stream_id = ANY (targets) ORDER BY s.stream_id FOR UPDATE
-        ) AS locked;
+        -- The statements that join the streams table run with EXECUTE, so
+        -- they are planned for each call: plpgsql would keep a plan made
+        -- while the table was small (a sequential scan of it) as it grows.
+        EXECUTE 'SELECT count(*) FROM (
+                     SELECT FROM {schema}.streams s WHERE s.stream_id = ANY ($1) ORDER BY s.stream_id FOR UPDATE
+                 ) AS locked'
+            USING targets;
     END IF;
 
     -- Each append's version before it: the stream's, plus the events of
@@ -68,14 +72,15 @@ BEGIN
     -- locked, so this statement reads the versions the lock returned. An
     -- append without events reads its stream without a lock, as
     -- append_events does.
-    SELECT array_agg(b.version ORDER BY b.ord),
-           min(b.ord) FILTER (WHERE NOT (b.expected = -1 OR (b.expected = -2 AND b.version > 0) OR b.expected = b.version))
-      INTO base, bad
-      FROM (SELECT u.ord, u.expected,
-                   coalesce(s.version, 0) + coalesce(sum(u.n_events) OVER (PARTITION BY u.stream_id ORDER BY u.ord
-                       ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS version
-              FROM unnest(p_stream_ids, p_expected, p_counts) WITH ORDINALITY AS u(stream_id, expected, n_events, ord)
-              LEFT JOIN {schema}.streams s ON s.stream_id = u.stream_id) AS b;
+    EXECUTE 'SELECT array_agg(b.version ORDER BY b.ord),
+                    min(b.ord) FILTER (WHERE NOT (b.expected = -1 OR (b.expected = -2 AND b.version > 0) OR b.expected = b.version))
+               FROM (SELECT u.ord, u.expected,
+                            coalesce(s.version, 0) + coalesce(sum(u.n_events) OVER (PARTITION BY u.stream_id ORDER BY u.ord
+                                ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS version
+                       FROM unnest($1, $2, $3) WITH ORDINALITY AS u(stream_id, expected, n_events, ord)
+                       LEFT JOIN {schema}.streams s ON s.stream_id = u.stream_id) AS b'
+        INTO base, bad
+        USING p_stream_ids, p_expected, p_counts;
     IF bad IS NOT NULL THEN
         RAISE EXCEPTION 'rawevents: wrong expected version: stream % is at version %', p_stream_ids[bad], base[bad]
             USING ERRCODE = 'RE001', DETAIL = (bad - 1)::text || ' ' || base[bad]::text;
@@ -102,19 +107,19 @@ BEGIN
 
     -- Event k (in the order of the arrays) gets the k-th position; the
     -- events of one append get consecutive stream versions.
-    WITH appends AS (
+    EXECUTE 'WITH appends AS (
         SELECT u.ord, u.stream_id, u.n_events, u.recorded_at,
                sum(u.n_events) OVER (ORDER BY u.ord) - u.n_events AS first
-          FROM unnest(p_stream_ids, p_counts, p_recorded_at) WITH ORDINALITY AS u(stream_id, n_events, recorded_at, ord)
+          FROM unnest($1, $2, $3) WITH ORDINALITY AS u(stream_id, n_events, recorded_at, ord)
     ), slots AS (
-        SELECT a.first + g AS k, a.stream_id, base[a.ord] + g AS stream_version, a.recorded_at
+        SELECT a.first + g AS k, a.stream_id, $4[a.ord] + g AS stream_version, a.recorded_at
           FROM appends a CROSS JOIN LATERAL generate_series(1, a.n_events) AS g
     ), inserted AS (
         INSERT INTO {schema}.events (position, event_id, stream_id, stream_version, type, schema_version, data, metadata,
                                      correlation_id, causation_id, occurred_at, recorded_at)
-        SELECT pos[e.k], e.id, s.stream_id, s.stream_version, e.type, e.schema_version, e.data, e.metadata,
+        SELECT $5[e.k], e.id, s.stream_id, s.stream_version, e.type, e.schema_version, e.data, e.metadata,
                e.correlation_id, e.causation_id, e.occurred_at, s.recorded_at
-          FROM unnest(p_ids, p_types, p_schema_versions, p_data, p_metadata, p_correlation_ids, p_causation_ids, p_occurred_at)
+          FROM unnest($6, $7, $8, $9, $10, $11, $12, $13)
                WITH ORDINALITY AS e(id, type, schema_version, data, metadata, correlation_id, causation_id, occurred_at, k)
           JOIN slots s ON s.k = e.k
          ORDER BY e.k
@@ -123,7 +128,9 @@ BEGIN
     UPDATE {schema}.streams st SET version = l.stream_version, last_position = l.position, updated_at = l.recorded_at
       FROM (SELECT DISTINCT ON (i.stream_id) i.stream_id, i.stream_version, i.position, i.recorded_at
               FROM inserted i ORDER BY i.stream_id, i.position DESC) AS l
-     WHERE st.stream_id = l.stream_id;
+     WHERE st.stream_id = l.stream_id'
+        USING p_stream_ids, p_counts, p_recorded_at, base, pos,
+              p_ids, p_types, p_schema_versions, p_data, p_metadata, p_correlation_ids, p_causation_ids, p_occurred_at;
 
     IF p_notify THEN
         PERFORM pg_notify('{channel}', pos[n]::text);
