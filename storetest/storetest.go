@@ -69,7 +69,10 @@ func Run[TTx any](t *testing.T, newHarness Factory[TTx]) {
 		{"AppendManyTx", testAppendManyTx[TTx]},
 		{"Immutability", testImmutability[TTx]},
 		{"ConcurrentWritersOneStream", testConcurrentWriters[TTx]},
+		{"AppendMany", testAppendMany[TTx]},
+		{"AppendManyConcurrent", testAppendManyConcurrent[TTx]},
 		{"GapFreeTail", testGapFreeTail[TTx]},
+		{"GapFreeTailAppendMany", testGapFreeTailAppendMany[TTx]},
 		{"WaitForPosition", testWaitForPosition[TTx]},
 		{"Follow", testFollow[TTx]},
 		{"AppendIfAbsent", testAppendIfAbsent[TTx]},
@@ -683,6 +686,38 @@ func testConcurrentWriters[TTx any](t *testing.T, h *Harness[TTx]) {
 // positions, and some roll back, while a reader follows the log. The
 // reader must see every committed event exactly once, in position order.
 func testGapFreeTail[TTx any](t *testing.T, h *Harness[TTx]) {
+	gapFreeTail(t, h, func(ctx context.Context, tx TTx, rng *rand.Rand, w, i int) ([]event.Event, error) {
+		res, err := h.Store.AppendTx(ctx, tx, fmt.Sprintf("w%d-%d", w, i), event.NoStream, numbered(1+rng.IntN(3))...)
+		if err != nil {
+			return nil, err
+		}
+		return res.Events, nil
+	})
+}
+
+// testGapFreeTailAppendMany is testGapFreeTail with transactions that
+// append to several streams at once with AppendManyTx.
+func testGapFreeTailAppendMany[TTx any](t *testing.T, h *Harness[TTx]) {
+	gapFreeTail(t, h, func(ctx context.Context, tx TTx, rng *rand.Rand, w, i int) ([]event.Event, error) {
+		appends := make([]rawevents.StreamAppend, 1+rng.IntN(4))
+		for k := range appends {
+			appends[k] = rawevents.StreamAppend{StreamID: fmt.Sprintf("w%d-%d-%d", w, i, k), Expected: event.NoStream, Events: numbered(1 + rng.IntN(2))}
+		}
+		results, err := h.Store.AppendManyTx(ctx, tx, appends)
+		if err != nil {
+			return nil, err
+		}
+		var events []event.Event
+		for _, r := range results {
+			events = append(events, r.Events...)
+		}
+		return events, nil
+	})
+}
+
+// gapFreeTail runs the writers of testGapFreeTail; write appends one
+// transaction's events.
+func gapFreeTail[TTx any](t *testing.T, h *Harness[TTx], write func(ctx context.Context, tx TTx, rng *rand.Rand, w, i int) ([]event.Event, error)) {
 	writers, perWriter := 12, 80
 	if !h.ConcurrentTx {
 		writers, perWriter = 4, 25
@@ -714,8 +749,7 @@ func testGapFreeTail[TTx any](t *testing.T, h *Harness[TTx]) {
 					t.Errorf("begin: %v", err)
 					return
 				}
-				batch := numbered(1 + rng.IntN(3))
-				res, err := h.Store.AppendTx(ctx, tx, fmt.Sprintf("w%d-%d", w, i), event.NoStream, batch...)
+				events, err := write(ctx, tx, rng, w, i)
 				if err != nil {
 					t.Errorf("append: %v", err)
 					h.Rollback(ctx, tx) //nolint:errcheck
@@ -733,7 +767,7 @@ func testGapFreeTail[TTx any](t *testing.T, h *Harness[TTx]) {
 					return
 				}
 				mu.Lock()
-				for _, e := range res.Events {
+				for _, e := range events {
 					committed[e.ID] = true
 				}
 				mu.Unlock()

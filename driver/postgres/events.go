@@ -109,65 +109,124 @@ func (d *Driver) append(ctx context.Context, q querier, p *driver.AppendParams, 
 	return d.scanAppend(ctx, q.QueryRow(ctx, d.sql.appendEvents, args...), p)
 }
 
-// AppendManyTx implements driver.Driver: every append is queued in one
-// pipelined batch, so the whole call is one round trip. The ids are not
-// looked up first (the caller has); one already stored fails the call
-// with event.ErrEventIDReused.
+// AppendManyTx implements driver.Driver: all the appends are one call of
+// append_many, which appends them with a few set-based statements, so the
+// call is one round trip and its cost grows with the events more than
+// with the streams. The ids are not looked up first (the caller has); one
+// already stored fails the call with event.ErrEventIDReused.
 func (d *Driver) AppendManyTx(ctx context.Context, tx pgx.Tx, params []*driver.AppendParams) ([]*event.AppendResult, error) {
-	_, own := d.ownTx.Load(tx)
-	flags := appendFlags{notify: !own}
-	batch := &pgx.Batch{}
-	for _, p := range params {
-		args, err := d.appendArgs(p, flags)
-		if err != nil {
-			return nil, err
-		}
-		batch.Queue(d.sql.appendEvents, args...)
+	if len(params) == 0 {
+		return []*event.AppendResult{}, nil
 	}
-	results := tx.SendBatch(ctx, batch)
-	defer results.Close()
+	_, own := d.ownTx.Load(tx)
+	args, err := d.appendManyArgs(params, appendFlags{notify: !own})
+	if err != nil {
+		return nil, err
+	}
+	var (
+		versions, positions []int64
+		occurred, recorded  []time.Time
+	)
+	err = tx.QueryRow(ctx, d.sql.appendMany, args...).Scan(&versions, &positions, &occurred, &recorded)
+	if err != nil {
+		return nil, d.appendManyError(ctx, params, err)
+	}
 	out := make([]*event.AppendResult, len(params))
+	k := 0 // the index of an event among all the call's events
 	for i, p := range params {
-		res, err := d.scanAppend(ctx, results.QueryRow(), p)
-		if err != nil {
-			return nil, err
+		res := &event.AppendResult{StreamID: p.StreamID, Version: versions[i], Events: make([]event.Event, len(p.Events))}
+		first := versions[i] - int64(len(p.Events)) + 1
+		for j, e := range p.Events {
+			e.Position, e.StreamVersion = positions[k], first+int64(j)
+			e.OccurredAt, e.RecordedAt = occurred[k].UTC(), recorded[i].UTC()
+			res.Events[j] = e
+			k++
 		}
 		out[i] = res
-	}
-	if err := results.Close(); err != nil {
-		return nil, translate(ctx, "append", err)
 	}
 	return out, nil
 }
 
 // appendArgs are the arguments of append_events for p.
 func (d *Driver) appendArgs(p *driver.AppendParams, flags appendFlags) ([]any, error) {
-	n := len(p.Events)
+	cols := newEventColumns(len(p.Events))
+	if err := cols.add(p.Events); err != nil {
+		return nil, err
+	}
+	return []any{p.StreamID, int64(p.Expected), cols.ids, cols.types, cols.schemaVersions, cols.data, cols.metadata,
+		cols.correlation, cols.causation, cols.occurred, recordedAt(p), flags.notify, d.config.AsyncCommit, flags.checkIDs}, nil
+}
+
+// appendManyArgs are the arguments of append_many for params.
+func (d *Driver) appendManyArgs(params []*driver.AppendParams, flags appendFlags) ([]any, error) {
 	var (
-		ids           = make([]uuid.UUID, n)
-		types         = make([]string, n)
-		schemaVersion = make([]int32, n)
-		data          = make([]string, n)
-		metadata      = make([]string, n)
-		correlation   = make([]*string, n)
-		causation     = make([]*string, n)
-		occurred      = make([]time.Time, n)
+		streams  = make([]string, len(params))
+		expected = make([]int64, len(params))
+		counts   = make([]int32, len(params))
+		recorded = make([]time.Time, len(params))
+		n        int
 	)
-	for i, e := range p.Events {
+	for _, p := range params {
+		n += len(p.Events)
+	}
+	cols := newEventColumns(n)
+	for i, p := range params {
+		if len(p.Events) > math.MaxInt32 {
+			return nil, fmt.Errorf("postgres: append: %d events to stream %q in one call", len(p.Events), p.StreamID)
+		}
+		streams[i], expected[i], counts[i], recorded[i] = p.StreamID, int64(p.Expected), int32(len(p.Events)), recordedAt(p)
+		if err := cols.add(p.Events); err != nil {
+			return nil, err
+		}
+	}
+	return []any{streams, expected, counts, recorded, cols.ids, cols.types, cols.schemaVersions, cols.data, cols.metadata,
+		cols.correlation, cols.causation, cols.occurred, flags.notify, d.config.AsyncCommit}, nil
+}
+
+// eventColumns are events as the per-event array arguments of
+// append_events and append_many.
+type eventColumns struct {
+	ids                    []uuid.UUID
+	types                  []string
+	schemaVersions         []int32
+	data, metadata         []string
+	correlation, causation []*string
+	occurred               []time.Time
+}
+
+func newEventColumns(n int) *eventColumns {
+	return &eventColumns{
+		ids: make([]uuid.UUID, 0, n), types: make([]string, 0, n), schemaVersions: make([]int32, 0, n),
+		data: make([]string, 0, n), metadata: make([]string, 0, n),
+		correlation: make([]*string, 0, n), causation: make([]*string, 0, n), occurred: make([]time.Time, 0, n),
+	}
+}
+
+func (c *eventColumns) add(events []event.Event) error {
+	for _, e := range events {
 		meta, err := json.Marshal(e.Metadata)
 		if err != nil {
-			return nil, fmt.Errorf("postgres: append: encode metadata: %w", err)
+			return fmt.Errorf("postgres: append: encode metadata: %w", err)
 		}
-		ids[i], types[i], schemaVersion[i] = e.ID, e.Type, int32(e.SchemaVersion)
-		data[i], metadata[i], occurred[i] = string(e.Data), string(meta), e.OccurredAt
-		correlation[i], causation[i] = nullable(e.Metadata.CorrelationID), nullable(e.Metadata.CausationID)
+		c.ids = append(c.ids, e.ID)
+		c.types = append(c.types, e.Type)
+		c.schemaVersions = append(c.schemaVersions, int32(e.SchemaVersion))
+		c.data = append(c.data, string(e.Data))
+		c.metadata = append(c.metadata, string(meta))
+		c.correlation = append(c.correlation, nullable(e.Metadata.CorrelationID))
+		c.causation = append(c.causation, nullable(e.Metadata.CausationID))
+		c.occurred = append(c.occurred, e.OccurredAt)
 	}
-	recordedAt := time.Now().UTC()
-	if n > 0 {
-		recordedAt = p.Events[0].RecordedAt
+	return nil
+}
+
+// recordedAt is the time p's events are recorded at: the one the store
+// gave them, or now for an append without events.
+func recordedAt(p *driver.AppendParams) time.Time {
+	if len(p.Events) > 0 {
+		return p.Events[0].RecordedAt
 	}
-	return []any{p.StreamID, int64(p.Expected), ids, types, schemaVersion, data, metadata,
-		correlation, causation, occurred, recordedAt, flags.notify, d.config.AsyncCommit, flags.checkIDs}, nil
+	return time.Now().UTC()
 }
 
 // scanAppend reads append_events' answer for p.
@@ -208,6 +267,23 @@ func (d *Driver) appendError(ctx context.Context, p *driver.AppendParams, err er
 				return errIDRace
 			}
 		}
+	}
+	return translate(ctx, "append", err)
+}
+
+// appendManyError translates append_many's errors. A wrong expected
+// version names the append it failed on (see append_many).
+func (d *Driver) appendManyError(ctx context.Context, params []*driver.AppendParams, err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == codeWrongVersion {
+		var i int
+		var actual int64
+		if _, scanErr := fmt.Sscanf(pgErr.Detail, "%d %d", &i, &actual); scanErr == nil && i >= 0 && i < len(params) {
+			return &event.ConcurrencyError{StreamID: params[i].StreamID, Expected: params[i].Expected, Actual: actual}
+		}
+	}
+	if errors.As(err, &pgErr) && pgErr.Code == codeUniqueViolated && pgErr.ConstraintName == "events_event_id_key" {
+		return errIDRace
 	}
 	return translate(ctx, "append", err)
 }

@@ -31,55 +31,88 @@ func positions(t *testing.T, store *rawevents.Store[pgx.Tx], after int64) []int6
 }
 
 // TestReaderWaitsForEarlierTransaction builds the out-of-order commit by
-// hand: a transaction takes position 1 and stays open while another
-// commits position 2. A naive "position > last" read would return 2 and
-// skip 1 for ever; the store returns nothing until 1 is settled.
+// hand: a transaction takes the first positions and stays open while
+// another commits the next one. A naive "position > last" read would
+// return the later one and skip the first ones for ever; the store returns
+// nothing until they are settled. The open transaction appends with
+// AppendTx, or to several streams with AppendManyTx.
 func TestReaderWaitsForEarlierTransaction(t *testing.T) {
 	t.Parallel()
-	for _, outcome := range []string{"Commit", "Rollback"} {
-		t.Run(outcome, func(t *testing.T) {
-			t.Parallel()
-			ctx := context.Background()
-			b := setup(t)
-			slow, err := b.pool.Begin(ctx)
+	writes := map[string]func(ctx context.Context, store *rawevents.Store[pgx.Tx], tx pgx.Tx) ([]int64, error){
+		"AppendTx": func(ctx context.Context, store *rawevents.Store[pgx.Tx], tx pgx.Tx) ([]int64, error) {
+			res, err := store.AppendTx(ctx, tx, "slow", event.NoStream, event.Proposed{Type: "t"})
 			if err != nil {
-				t.Fatal(err)
+				return nil, err
 			}
-			defer slow.Rollback(ctx) //nolint:errcheck
-			first, err := b.store.AppendTx(ctx, slow, "slow", event.NoStream, event.Proposed{Type: "t"})
+			return []int64{res.LastPosition()}, nil
+		},
+		"AppendManyTx": func(ctx context.Context, store *rawevents.Store[pgx.Tx], tx pgx.Tx) ([]int64, error) {
+			results, err := store.AppendManyTx(ctx, tx, []rawevents.StreamAppend{
+				{StreamID: "slow-b", Expected: event.NoStream, Events: []event.Proposed{{Type: "t"}}},
+				{StreamID: "slow-a", Expected: event.NoStream, Events: []event.Proposed{{Type: "t"}, {Type: "t"}}},
+			})
 			if err != nil {
-				t.Fatal(err)
+				return nil, err
 			}
-			second, err := b.store.Append(ctx, "fast", event.NoStream, event.Proposed{Type: "t"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if first.LastPosition() >= second.LastPosition() {
-				t.Fatalf("positions %d and %d: the scenario needs the open transaction to hold the lower one", first.LastPosition(), second.LastPosition())
-			}
-			var naive []int64
-			if err := b.pool.QueryRow(ctx, fmt.Sprintf(`SELECT array_agg(position ORDER BY position) FROM %s.events WHERE position > 0`, b.schema)).Scan(&naive); err != nil {
-				t.Fatal(err)
-			}
-			if fmt.Sprint(naive) != fmt.Sprint([]int64{second.LastPosition()}) {
-				t.Fatalf("a plain query sees %v; the test setup is wrong", naive)
-			}
-			if got := positions(t, b.store, 0); len(got) != 0 {
-				t.Fatalf("read %v while position %d may still commit", got, first.LastPosition())
-			}
-			want := []int64{second.LastPosition()}
-			if outcome == "Commit" {
-				if err := slow.Commit(ctx); err != nil {
-					t.Fatal(err)
+			var out []int64
+			for _, r := range results {
+				for _, e := range r.Events {
+					out = append(out, e.Position)
 				}
-				want = []int64{first.LastPosition(), second.LastPosition()}
-			} else if err := slow.Rollback(ctx); err != nil {
-				t.Fatal(err)
 			}
-			if got := positions(t, b.store, 0); fmt.Sprint(got) != fmt.Sprint(want) {
-				t.Fatalf("after %s read %v, want %v", strings.ToLower(outcome), got, want)
-			}
-		})
+			return out, nil
+		},
+	}
+	for name, write := range writes {
+		for _, outcome := range []string{"Commit", "Rollback"} {
+			t.Run(name+"/"+outcome, func(t *testing.T) {
+				t.Parallel()
+				testReaderWaitsForEarlierTransaction(t, write, outcome)
+			})
+		}
+	}
+}
+
+func testReaderWaitsForEarlierTransaction(t *testing.T, write func(context.Context, *rawevents.Store[pgx.Tx], pgx.Tx) ([]int64, error), outcome string) {
+	ctx := context.Background()
+	b := setup(t)
+	slow, err := b.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Rollback(ctx) //nolint:errcheck
+	first, err := write(ctx, b.store, slow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := b.store.Append(ctx, "fast", event.NoStream, event.Proposed{Type: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first[len(first)-1] >= second.LastPosition() {
+		t.Fatalf("positions %v and %d: the scenario needs the open transaction to hold the lower ones", first, second.LastPosition())
+	}
+	var naive []int64
+	if err := b.pool.QueryRow(ctx, fmt.Sprintf(`SELECT array_agg(position ORDER BY position) FROM %s.events WHERE position > 0`, b.schema)).Scan(&naive); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(naive) != fmt.Sprint([]int64{second.LastPosition()}) {
+		t.Fatalf("a plain query sees %v; the test setup is wrong", naive)
+	}
+	if got := positions(t, b.store, 0); len(got) != 0 {
+		t.Fatalf("read %v while positions %v may still commit", got, first)
+	}
+	want := []int64{second.LastPosition()}
+	if outcome == "Commit" {
+		if err := slow.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		want = append(first, second.LastPosition())
+	} else if err := slow.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := positions(t, b.store, 0); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("after %s read %v, want %v", strings.ToLower(outcome), got, want)
 	}
 }
 

@@ -54,8 +54,9 @@
 // Readers wait on LISTEN/NOTIFY. Append notifies after its transaction has
 // committed, from a separate, coalescing goroutine: a NOTIFY inside the
 // append's transaction would take PostgreSQL's global notify lock through
-// the commit's fsync and serialise every writer's commit. AppendTx cannot
-// see the caller's commit, so it notifies inside the transaction.
+// the commit's fsync and serialise every writer's commit. AppendTx and
+// AppendManyTx cannot see the caller's commit, so they notify inside the
+// transaction.
 package postgres
 
 import (
@@ -153,6 +154,7 @@ type sqlText struct {
 	schema, channel string
 	lockNS          int64
 	appendEvents    string
+	appendMany      string
 	readAll         string
 	readAllBounded  string
 	readStream      string
@@ -174,6 +176,8 @@ func newSQLText(schema string) sqlText {
 		lockNS:  ns,
 		appendEvents: `SELECT r_duplicate, r_version, r_positions, r_versions, r_occurred_at, r_recorded_at FROM ` + q +
 			`.append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+		appendMany: `SELECT r_versions, r_positions, r_occurred_at, r_recorded_at FROM ` + q +
+			`.append_many($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
 		readAll:        `SELECT ` + cols + ` FROM ` + q + `.events WHERE position > $1 ORDER BY position LIMIT $2`,
 		readAllBounded: `SELECT ` + cols + ` FROM ` + q + `.events WHERE position > $1 AND position <= $3 ORDER BY position LIMIT $2`,
 		readStream:     `SELECT ` + cols + ` FROM ` + q + `.events WHERE stream_id = $1 AND stream_version >= $2 ORDER BY stream_version LIMIT $3`,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -130,21 +131,75 @@ func TestAppendCommitsSynchronously(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := store.AppendTx(ctx, tx, "s", event.Any, event.Proposed{Type: "t"}); err != nil {
-			t.Fatal(err)
-		}
-		var got string
-		if err := tx.QueryRow(ctx, `SHOW synchronous_commit`).Scan(&got); err != nil {
-			t.Fatal(err)
-		}
-		if got != tt.want {
-			t.Errorf("AsyncCommit %v: the append's transaction commits with synchronous_commit %s, want %s", tt.async, got, tt.want)
+		for name, write := range txWrites {
+			if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
+				t.Fatal(err)
+			}
+			if err := write(ctx, store, tx); err != nil {
+				t.Fatal(err)
+			}
+			var got string
+			if err := tx.QueryRow(ctx, `SHOW synchronous_commit`).Scan(&got); err != nil {
+				t.Fatal(err)
+			}
+			if got != tt.want {
+				t.Errorf("AsyncCommit %v: %s's transaction commits with synchronous_commit %s, want %s", tt.async, name, got, tt.want)
+			}
 		}
 		if err := tx.Commit(ctx); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// txWrites are the ways to append inside a caller's transaction.
+var txWrites = map[string]func(ctx context.Context, store *rawevents.Store[pgx.Tx], tx pgx.Tx) error{
+	"AppendTx": func(ctx context.Context, store *rawevents.Store[pgx.Tx], tx pgx.Tx) error {
+		_, err := store.AppendTx(ctx, tx, "s", event.Any, event.Proposed{Type: "t"})
+		return err
+	},
+	"AppendManyTx": func(ctx context.Context, store *rawevents.Store[pgx.Tx], tx pgx.Tx) error {
+		_, err := store.AppendManyTx(ctx, tx, []rawevents.StreamAppend{
+			{StreamID: "s", Expected: event.Any, Events: []event.Proposed{{Type: "t"}}},
+			{StreamID: "r", Expected: event.Any, Events: []event.Proposed{{Type: "t"}}},
+		})
+		return err
+	},
+}
+
+// TestAppendTxNotifies checks that an append inside a caller's
+// transaction wakes the readers of other processes when that transaction
+// commits: the driver cannot see the commit, so it notifies inside it.
+func TestAppendTxNotifies(t *testing.T) {
+	t.Parallel()
+	for name, write := range txWrites {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			b := setup(t)
+			listener, err := pgx.ConnectConfig(ctx, b.pool.Config().ConnConfig.Copy())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer listener.Close(context.Background())
+			if _, err := listener.Exec(ctx, "LISTEN "+pgx.Identifier{"rawevents_" + b.schema}.Sanitize()); err != nil {
+				t.Fatal(err)
+			}
+			tx, err := b.pool.Begin(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
+			if err := write(ctx, b.store, tx); err != nil {
+				t.Fatal(err)
+			}
+			if err := tx.Commit(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := listener.WaitForNotification(ctx); err != nil {
+				t.Fatalf("no notification after the commit: %v", err)
+			}
+		})
 	}
 }
