@@ -25,6 +25,10 @@ type pendingStream[TTx any] struct {
 	version  int64 // after the batch's events
 	state    any
 	events   []event.Proposed
+	// unchecked: the state came from the cache and no read has confirmed
+	// it yet. The append's expected version checks it, but a decision
+	// that appends nothing (a refusal, a no-op) must check it first.
+	unchecked bool
 	// finish runs after the append: snapshots, and the cache once the
 	// transaction commits.
 	finish func(ctx context.Context, tx TTx, res *event.AppendResult) error
@@ -43,11 +47,11 @@ func (r *Repository[TTx, S]) planTx(ctx context.Context, tx TTx, b *batchTx[TTx]
 	stream := r.agg.StreamID(id)
 	ps, ok := b.streams[stream]
 	if !ok {
-		loaded, err := r.cachedOrLoadTx(ctx, tx, id)
+		loaded, cached, err := r.cachedOrLoadTx(ctx, tx, id)
 		if err != nil {
 			return err
 		}
-		ps = &pendingStream[TTx]{expected: loaded.Version, version: loaded.Version, state: loaded.State}
+		ps = &pendingStream[TTx]{expected: loaded.Version, version: loaded.Version, state: loaded.State, unchecked: cached}
 		ps.finish = func(ctx context.Context, tx TTx, res *event.AppendResult) error {
 			return r.finishTx(ctx, tx, stream, ps.expected, res.Version, ps.state.(S))
 		}
@@ -57,6 +61,13 @@ func (r *Repository[TTx, S]) planTx(ctx context.Context, tx TTx, b *batchTx[TTx]
 	}
 	state := ps.state.(S)
 	decided, err := decide(state)
+	if (err != nil || len(decided) == 0) && ps.unchecked {
+		// Nothing will be appended to catch a stale state: check it now.
+		if err := r.checkCachedTx(ctx, tx, stream, ps.expected); err != nil {
+			return err
+		}
+		ps.unchecked = false
+	}
 	if err != nil {
 		return &RejectedError{Stream: stream, Err: err}
 	}
@@ -75,12 +86,31 @@ func (r *Repository[TTx, S]) planTx(ctx context.Context, tx TTx, b *batchTx[TTx]
 }
 
 // cachedOrLoadTx returns the cached state without checking it against the
-// store (the append checks the version), or loads the instance.
-func (r *Repository[TTx, S]) cachedOrLoadTx(ctx context.Context, tx TTx, id string) (*Loaded[S], error) {
+// store, reporting that it did (the caller checks the version: the append
+// does, or checkCachedTx), or loads the instance.
+func (r *Repository[TTx, S]) cachedOrLoadTx(ctx context.Context, tx TTx, id string) (*Loaded[S], bool, error) {
 	if c, ok := r.cache.get(r.agg.StreamID(id)); ok {
-		return &Loaded[S]{ID: id, State: c.state, Version: c.version}, nil
+		return &Loaded[S]{ID: id, State: c.state, Version: c.version}, true, nil
 	}
-	return r.LoadTx(ctx, tx, id)
+	loaded, err := r.LoadTx(ctx, tx, id)
+	return loaded, false, err
+}
+
+// checkCachedTx confirms, reading inside tx, that the stream is still at
+// the version a cached state was taken at. When it is not, another
+// process wrote to the instance: the entry goes, and the batch fails with
+// a conflict, so that the engine applies its events one by one against
+// the stored state.
+func (r *Repository[TTx, S]) checkCachedTx(ctx context.Context, tx TTx, stream string, version int64) error {
+	last, err := r.store.ReadStreamTx(ctx, tx, stream, &rawevents.ReadStreamOpts{Backwards: true, Limit: 1})
+	if err != nil {
+		return err
+	}
+	if len(last) == 1 && last[0].StreamVersion == version {
+		return nil
+	}
+	r.cache.remove(stream)
+	return &event.ConcurrencyError{StreamID: stream, Expected: event.Exact(version), Actual: -1}
 }
 
 // finishTx saves a snapshot when the append crossed a multiple of
