@@ -10,11 +10,13 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/rawevents/rawevents/driver"
 	"github.com/rawevents/rawevents/event"
@@ -163,6 +165,7 @@ type Subscriber[TTx any] struct {
 
 	pagesMu sync.Mutex
 	pages   map[int64][]pagedEvent // full pages of the log by aligned start
+	reads   singleflight.Group     // page reads in flight, by aligned start
 }
 
 // pagedEvent is an event of the log with the partition it belongs to, or
@@ -170,6 +173,36 @@ type Subscriber[TTx any] struct {
 type pagedEvent struct {
 	event.Event
 	partition int
+}
+
+// readAndKey reads the page of the log after start, computes each event's
+// partition, and keeps the page when it is full (a full page never
+// changes).
+func (s *Subscriber[TTx]) readAndKey(ctx context.Context, start int64) ([]pagedEvent, error) {
+	events, err := s.store.ReadAll(ctx, &ReadAllOpts{After: start, Limit: s.sub.PageSize})
+	if err != nil {
+		return nil, err
+	}
+	page := make([]pagedEvent, len(events))
+	for i, e := range events {
+		page[i] = pagedEvent{Event: e, partition: -1}
+		if s.sub.Filter(e) {
+			page[i].partition = PartitionOf(s.sub.Key(e), s.sub.Partitions)
+		}
+	}
+	if len(events) == s.sub.PageSize {
+		s.pagesMu.Lock()
+		if len(s.pages) >= 2*s.sub.Partitions+2 {
+			oldest := start
+			for k := range s.pages {
+				oldest = min(oldest, k)
+			}
+			delete(s.pages, oldest)
+		}
+		s.pages[start] = page
+		s.pagesMu.Unlock()
+	}
+	return page, nil
 }
 
 // readPage returns the events after position, with their partitions. The
@@ -184,29 +217,17 @@ func (s *Subscriber[TTx]) readPage(ctx context.Context, after int64) ([]pagedEve
 	page, ok := s.pages[start]
 	s.pagesMu.Unlock()
 	if !ok {
-		events, err := s.store.ReadAll(ctx, &ReadAllOpts{After: start, Limit: s.sub.PageSize})
+		// Partitions that ask for the same page while it is being read
+		// share the read: at the tail of the log, every commit wakes every
+		// partition. A page read a moment before a partition asked can
+		// only lack the newest events, which its next read gets.
+		v, err, _ := s.reads.Do(strconv.FormatInt(start, 10), func() (any, error) {
+			return s.readAndKey(context.WithoutCancel(ctx), start)
+		})
 		if err != nil {
 			return nil, err
 		}
-		page = make([]pagedEvent, len(events))
-		for i, e := range events {
-			page[i] = pagedEvent{Event: e, partition: -1}
-			if s.sub.Filter(e) {
-				page[i].partition = PartitionOf(s.sub.Key(e), s.sub.Partitions)
-			}
-		}
-		if len(events) == s.sub.PageSize {
-			s.pagesMu.Lock()
-			if len(s.pages) >= 2*s.sub.Partitions+2 {
-				oldest := start
-				for k := range s.pages {
-					oldest = min(oldest, k)
-				}
-				delete(s.pages, oldest)
-			}
-			s.pages[start] = page
-			s.pagesMu.Unlock()
-		}
+		page = v.([]pagedEvent)
 	}
 	for i, pe := range page {
 		if pe.Position > after {
