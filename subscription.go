@@ -221,13 +221,20 @@ func (s *Subscriber[TTx]) readPage(ctx context.Context, after int64) ([]pagedEve
 		// share the read: at the tail of the log, every commit wakes every
 		// partition. A page read a moment before a partition asked can
 		// only lack the newest events, which its next read gets.
-		v, err, _ := s.reads.Do(strconv.FormatInt(start, 10), func() (any, error) {
+		// The read is shared, so one partition's end does not cancel it;
+		// each waiting partition still leaves as soon as its own ends.
+		read := s.reads.DoChan(strconv.FormatInt(start, 10), func() (any, error) {
 			return s.readAndKey(context.WithoutCancel(ctx), start)
 		})
-		if err != nil {
-			return nil, err
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case r := <-read:
+			if r.Err != nil {
+				return nil, r.Err
+			}
+			page = r.Val.([]pagedEvent)
 		}
-		page = v.([]pagedEvent)
 	}
 	for i, pe := range page {
 		if pe.Position > after {
