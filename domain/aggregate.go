@@ -277,6 +277,25 @@ func (e *RejectedError) Error() string {
 // Unwrap returns the domain error.
 func (e *RejectedError) Unwrap() error { return e.Err }
 
+// encode turns decided events into the events to append (with the
+// options' metadata, time and derived ids) and applies them to state.
+func (r *Repository[TTx, S]) encode(decided []any, state S, opts *ExecuteOpts) ([]event.Proposed, S, error) {
+	proposed := make([]event.Proposed, len(decided))
+	for i, v := range decided {
+		p, err := r.agg.Types.Encode(v)
+		if err != nil {
+			return nil, state, err
+		}
+		p.Metadata, p.OccurredAt = opts.Metadata, opts.OccurredAt
+		if opts.IDSeed != uuid.Nil {
+			p.ID = DeriveID(opts.IDSeed, i)
+		}
+		proposed[i] = p
+		state = r.agg.Apply(state, deref(v))
+	}
+	return proposed, state, nil
+}
+
 // DeriveID returns the n-th event id derived from seed, so the same seed
 // always yields the same ids. The id keeps the seed's first six bytes and
 // takes the rest from a SHA-1 of seed and n (a version 8 UUID): ids from
@@ -354,7 +373,7 @@ func (r *Repository[TTx, S]) ExecuteTx(ctx context.Context, tx TTx, id string, d
 			return nil, err
 		}
 		if len(found) > 0 {
-			loaded, err := r.LoadTx(ctx, tx, id)
+			loaded, err := r.loadCachedTx(ctx, tx, id)
 			if err != nil {
 				return nil, err
 			}
@@ -374,19 +393,11 @@ func (r *Repository[TTx, S]) ExecuteTx(ctx context.Context, tx TTx, id string, d
 	if len(decided) == 0 {
 		return res, nil
 	}
-	proposed := make([]event.Proposed, len(decided))
-	for i, v := range decided {
-		p, err := r.agg.Types.Encode(v)
-		if err != nil {
-			return nil, err
-		}
-		p.Metadata, p.OccurredAt = opts.Metadata, opts.OccurredAt
-		if opts.IDSeed != uuid.Nil {
-			p.ID = DeriveID(opts.IDSeed, i)
-		}
-		proposed[i] = p
-		res.State = r.agg.Apply(res.State, deref(v))
+	proposed, state, err := r.encode(decided, loaded.State, opts)
+	if err != nil {
+		return nil, err
 	}
+	res.State = state
 	res.Append, err = r.store.AppendTx(ctx, tx, stream, event.Exact(loaded.Version), proposed...)
 	if err != nil {
 		r.cache.remove(stream)

@@ -25,10 +25,6 @@ type pendingStream[TTx any] struct {
 	version  int64 // after the batch's events
 	state    any
 	events   []event.Proposed
-	// unchecked: the state came from the cache and no read has confirmed
-	// it yet. The append's expected version checks it, but a decision
-	// that appends nothing (a refusal, a no-op) must check it first.
-	unchecked bool
 	// finish runs after the append: snapshots, and the cache once the
 	// transaction commits.
 	finish func(ctx context.Context, tx TTx, res *event.AppendResult) error
@@ -40,18 +36,19 @@ func newBatchTx[TTx any]() *batchTx[TTx] {
 
 // planTx decides a command against the instance's state as of the batch
 // so far and adds the events to the batch. The instance is loaded once
-// per batch: from the cache when it has it (a stale entry makes the
-// batch's append fail with a conflict, and the engine then applies the
-// batch event by event, which reads the store), else from the store.
+// per batch: from the cache when it has it, else from the store. A stale
+// cache entry makes the batch's append fail with a conflict, also for an
+// instance that decided nothing (see appendTx), and the engine then
+// applies the batch event by event, which reads the store.
 func (r *Repository[TTx, S]) planTx(ctx context.Context, tx TTx, b *batchTx[TTx], id string, decide Decision[S], opts *ExecuteOpts) error {
 	stream := r.agg.StreamID(id)
 	ps, ok := b.streams[stream]
 	if !ok {
-		loaded, cached, err := r.cachedOrLoadTx(ctx, tx, id)
+		loaded, err := r.cachedOrLoadTx(ctx, tx, id)
 		if err != nil {
 			return err
 		}
-		ps = &pendingStream[TTx]{expected: loaded.Version, version: loaded.Version, state: loaded.State, unchecked: cached}
+		ps = &pendingStream[TTx]{expected: loaded.Version, version: loaded.Version, state: loaded.State}
 		ps.finish = func(ctx context.Context, tx TTx, res *event.AppendResult) error {
 			return r.finishTx(ctx, tx, stream, ps.expected, res.Version, ps.state.(S))
 		}
@@ -59,58 +56,26 @@ func (r *Repository[TTx, S]) planTx(ctx context.Context, tx TTx, b *batchTx[TTx]
 		b.order = append(b.order, stream)
 		b.store = r.store
 	}
-	state := ps.state.(S)
-	decided, err := decide(state)
-	if (err != nil || len(decided) == 0) && ps.unchecked {
-		// Nothing will be appended to catch a stale state: check it now.
-		if err := r.checkCachedTx(ctx, tx, stream, ps.expected); err != nil {
-			return err
-		}
-		ps.unchecked = false
-	}
+	decided, err := decide(ps.state.(S))
 	if err != nil {
 		return &RejectedError{Stream: stream, Err: err}
 	}
-	for i, v := range decided {
-		p, err := r.agg.Types.Encode(v)
-		if err != nil {
-			return err
-		}
-		p.Metadata, p.OccurredAt = opts.Metadata, opts.OccurredAt
-		p.ID = DeriveID(opts.IDSeed, i)
-		ps.events = append(ps.events, p)
-		state = r.agg.Apply(state, deref(v))
+	proposed, state, err := r.encode(decided, ps.state.(S), opts)
+	if err != nil {
+		return err
 	}
+	ps.events = append(ps.events, proposed...)
 	ps.state, ps.version = state, ps.version+int64(len(decided))
 	return nil
 }
 
 // cachedOrLoadTx returns the cached state without checking it against the
-// store, reporting that it did (the caller checks the version: the append
-// does, or checkCachedTx), or loads the instance.
-func (r *Repository[TTx, S]) cachedOrLoadTx(ctx context.Context, tx TTx, id string) (*Loaded[S], bool, error) {
+// store (the batch's append checks the version), or loads the instance.
+func (r *Repository[TTx, S]) cachedOrLoadTx(ctx context.Context, tx TTx, id string) (*Loaded[S], error) {
 	if c, ok := r.cache.get(r.agg.StreamID(id)); ok {
-		return &Loaded[S]{ID: id, State: c.state, Version: c.version}, true, nil
+		return &Loaded[S]{ID: id, State: c.state, Version: c.version}, nil
 	}
-	loaded, err := r.LoadTx(ctx, tx, id)
-	return loaded, false, err
-}
-
-// checkCachedTx confirms, reading inside tx, that the stream is still at
-// the version a cached state was taken at. When it is not, another
-// process wrote to the instance: the entry goes, and the batch fails with
-// a conflict, so that the engine applies its events one by one against
-// the stored state.
-func (r *Repository[TTx, S]) checkCachedTx(ctx context.Context, tx TTx, stream string, version int64) error {
-	last, err := r.store.ReadStreamTx(ctx, tx, stream, &rawevents.ReadStreamOpts{Backwards: true, Limit: 1})
-	if err != nil {
-		return err
-	}
-	if len(last) == 1 && last[0].StreamVersion == version {
-		return nil
-	}
-	r.cache.remove(stream)
-	return &event.ConcurrencyError{StreamID: stream, Expected: event.Exact(version), Actual: -1}
+	return r.LoadTx(ctx, tx, id)
 }
 
 // finishTx saves a snapshot when the append crossed a multiple of
@@ -131,28 +96,26 @@ func (r *Repository[TTx, S]) finishTx(ctx context.Context, tx TTx, stream string
 	return nil
 }
 
-// appendTx appends the batch: every stream at the version the batch found
-// it at, in one call.
+// appendTx appends the batch: every stream the batch decided on, at the
+// version it found the stream at, in one call. A stream whose decisions
+// appended nothing (a refusal) is in the call too, with no events: its
+// expected version is checked all the same, so a refusal decided on a
+// stale cached state fails the batch like any other stale decision.
 func (b *batchTx[TTx]) appendTx(ctx context.Context, tx TTx) error {
-	var appends []rawevents.StreamAppend
-	var pending []*pendingStream[TTx]
-	for _, stream := range b.order {
-		ps := b.streams[stream]
-		if len(ps.events) == 0 {
-			continue
-		}
-		appends = append(appends, rawevents.StreamAppend{StreamID: stream, Expected: event.Exact(ps.expected), Events: ps.events})
-		pending = append(pending, ps)
-	}
-	if len(appends) == 0 {
+	if len(b.order) == 0 {
 		return nil
+	}
+	appends := make([]rawevents.StreamAppend, len(b.order))
+	for i, stream := range b.order {
+		ps := b.streams[stream]
+		appends[i] = rawevents.StreamAppend{StreamID: stream, Expected: event.Exact(ps.expected), Events: ps.events}
 	}
 	results, err := b.store.AppendManyTx(ctx, tx, appends)
 	if err != nil {
 		return err
 	}
-	for i, ps := range pending {
-		if err := ps.finish(ctx, tx, results[i]); err != nil {
+	for i, stream := range b.order {
+		if err := b.streams[stream].finish(ctx, tx, results[i]); err != nil {
 			return err
 		}
 	}

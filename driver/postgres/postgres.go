@@ -137,6 +137,7 @@ type Driver struct {
 	ownsPool   bool
 	config     *Config
 	sql        sqlText
+	queries    sync.Map // query text with placeholders -> rendered, see query
 	migrations []migration.Migration
 
 	changed   signal.Broadcaster
@@ -186,6 +187,17 @@ func newSQLText(schema string) sqlText {
 		stablePosition: `SELECT ` + q + `.stable_position()`,
 		lookup:         `SELECT ` + cols + ` FROM ` + q + `.events WHERE event_id = ANY($1::uuid[])`,
 	}
+}
+
+// query returns text with the store's placeholders filled, rendering each
+// text once: the subscription and snapshot queries run on every batch.
+func (d *Driver) query(text string) string {
+	if q, ok := d.queries.Load(text); ok {
+		return q.(string)
+	}
+	q := d.sql.render(text)
+	d.queries.Store(text, q)
+	return q
 }
 
 // render fills a migration's placeholders.

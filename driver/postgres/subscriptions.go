@@ -27,7 +27,7 @@ func (d *Driver) Claim(ctx context.Context, p *driver.ClaimParams) ([]driver.Cla
 			return translate(ctx, "claim", err)
 		}
 		until := now.Add(p.Lease)
-		if _, err := tx.Exec(ctx, d.sql.render(`INSERT INTO {schema}.subscription_partitions (subscription, partition, partitions, updated_at)
+		if _, err := tx.Exec(ctx, d.query(`INSERT INTO {schema}.subscription_partitions (subscription, partition, partitions, updated_at)
 			SELECT $1, i, $2, $3 FROM generate_series(0, $2 - 1) AS i
 			WHERE NOT EXISTS (SELECT FROM {schema}.subscription_partitions WHERE subscription = $1)
 			ON CONFLICT DO NOTHING`), p.Subscription, p.Partitions, now); err != nil {
@@ -44,23 +44,23 @@ func (d *Driver) Claim(ctx context.Context, p *driver.ClaimParams) ([]driver.Cla
 			}
 			return fmt.Errorf("postgres: subscription %q has %d partitions, asked for %d: %w", p.Subscription, have, p.Partitions, event.ErrPartitionsChanged)
 		}
-		if _, err := tx.Exec(ctx, d.sql.render(`INSERT INTO {schema}.subscription_members (subscription, owner, seen_until) VALUES ($1, $2, $3)
+		if _, err := tx.Exec(ctx, d.query(`INSERT INTO {schema}.subscription_members (subscription, owner, seen_until) VALUES ($1, $2, $3)
 			ON CONFLICT (subscription, owner) DO UPDATE SET seen_until = excluded.seen_until`), p.Subscription, p.Owner, until); err != nil {
 			return translate(ctx, "claim", err)
 		}
-		if _, err := tx.Exec(ctx, d.sql.render(`DELETE FROM {schema}.subscription_members WHERE subscription = $1 AND seen_until < $2`), p.Subscription, now); err != nil {
+		if _, err := tx.Exec(ctx, d.query(`DELETE FROM {schema}.subscription_members WHERE subscription = $1 AND seen_until < $2`), p.Subscription, now); err != nil {
 			return translate(ctx, "claim", err)
 		}
 		var live int
-		if err := tx.QueryRow(ctx, d.sql.render(`SELECT count(*) FROM {schema}.subscription_members WHERE subscription = $1`), p.Subscription).Scan(&live); err != nil {
+		if err := tx.QueryRow(ctx, d.query(`SELECT count(*) FROM {schema}.subscription_members WHERE subscription = $1`), p.Subscription).Scan(&live); err != nil {
 			return translate(ctx, "claim", err)
 		}
 		keep, drop := driver.Share(rowsStatus(rows), p.Owner, live, now)
-		if _, err := tx.Exec(ctx, d.sql.render(`UPDATE {schema}.subscription_partitions SET owner = NULL, lease_until = NULL, updated_at = $3
+		if _, err := tx.Exec(ctx, d.query(`UPDATE {schema}.subscription_partitions SET owner = NULL, lease_until = NULL, updated_at = $3
 			WHERE subscription = $1 AND partition = ANY($2)`), p.Subscription, drop, now); err != nil {
 			return translate(ctx, "claim", err)
 		}
-		if _, err := tx.Exec(ctx, d.sql.render(`UPDATE {schema}.subscription_partitions SET owner = $3, lease_until = $4, updated_at = $5
+		if _, err := tx.Exec(ctx, d.query(`UPDATE {schema}.subscription_partitions SET owner = $3, lease_until = $4, updated_at = $5
 			WHERE subscription = $1 AND partition = ANY($2)`), p.Subscription, keep, p.Owner, until, now); err != nil {
 			return translate(ctx, "claim", err)
 		}
@@ -94,7 +94,7 @@ func (d *Driver) partitionRows(ctx context.Context, q querier, subscription stri
 	if lock {
 		query += ` FOR UPDATE`
 	}
-	rows, err := q.Query(ctx, d.sql.render(query), subscription)
+	rows, err := q.Query(ctx, d.query(query), subscription)
 	if err != nil {
 		return nil, translate(ctx, "read partitions", err)
 	}
@@ -123,11 +123,11 @@ func (d *Driver) Release(ctx context.Context, p *driver.ReleaseParams) error {
 	}
 	return pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
 		if len(partitions) == 0 {
-			if _, err := tx.Exec(ctx, d.sql.render(`DELETE FROM {schema}.subscription_members WHERE subscription = $1 AND owner = $2`), p.Subscription, p.Owner); err != nil {
+			if _, err := tx.Exec(ctx, d.query(`DELETE FROM {schema}.subscription_members WHERE subscription = $1 AND owner = $2`), p.Subscription, p.Owner); err != nil {
 				return translate(ctx, "release", err)
 			}
 		}
-		_, err := tx.Exec(ctx, d.sql.render(`UPDATE {schema}.subscription_partitions SET owner = NULL, lease_until = NULL, updated_at = clock_timestamp()
+		_, err := tx.Exec(ctx, d.query(`UPDATE {schema}.subscription_partitions SET owner = NULL, lease_until = NULL, updated_at = clock_timestamp()
 			WHERE subscription = $1 AND owner = $2 AND (cardinality($3::int[]) = 0 OR partition = ANY($3))`), p.Subscription, p.Owner, partitions)
 		return translate(ctx, "release", err)
 	})
@@ -135,7 +135,7 @@ func (d *Driver) Release(ctx context.Context, p *driver.ReleaseParams) error {
 
 // CheckpointTx implements driver.Subscriptions.
 func (d *Driver) CheckpointTx(ctx context.Context, tx pgx.Tx, p *driver.CheckpointParams) error {
-	tag, err := tx.Exec(ctx, d.sql.render(`UPDATE {schema}.subscription_partitions
+	tag, err := tx.Exec(ctx, d.query(`UPDATE {schema}.subscription_partitions
 		SET position = $4, lease_until = clock_timestamp() + $5 * interval '1 microsecond', updated_at = clock_timestamp()
 		WHERE subscription = $1 AND partition = $2 AND owner = $3`),
 		p.Subscription, p.Partition, p.Owner, p.Position, p.Lease.Microseconds())
@@ -150,7 +150,7 @@ func (d *Driver) CheckpointTx(ctx context.Context, tx pgx.Tx, p *driver.Checkpoi
 
 // ParkTx implements driver.Subscriptions.
 func (d *Driver) ParkTx(ctx context.Context, tx pgx.Tx, p *driver.ParkParams) error {
-	_, err := tx.Exec(ctx, d.sql.render(`INSERT INTO {schema}.parked_events
+	_, err := tx.Exec(ctx, d.query(`INSERT INTO {schema}.parked_events
 		(subscription, position, partition, event_id, stream_id, type, attempts, error, state, parked_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, clock_timestamp(), clock_timestamp())
 		ON CONFLICT (subscription, position) DO UPDATE SET
@@ -166,7 +166,7 @@ func (d *Driver) Parked(ctx context.Context, p *driver.ParkedParams) ([]driver.P
 	if states == nil {
 		states = []string{}
 	}
-	rows, err := d.pool.Query(ctx, d.sql.render(`SELECT subscription, partition, position, event_id, stream_id, type, attempts, error, state, parked_at, updated_at
+	rows, err := d.pool.Query(ctx, d.query(`SELECT subscription, partition, position, event_id, stream_id, type, attempts, error, state, parked_at, updated_at
 		FROM {schema}.parked_events
 		WHERE subscription = $1 AND position > $2 AND ($3 < 0 OR partition = $3)
 		  AND (cardinality($4::text[]) = 0 OR state = ANY($4))
@@ -189,7 +189,7 @@ func (d *Driver) Parked(ctx context.Context, p *driver.ParkedParams) ([]driver.P
 
 // SetParkedStateTx implements driver.Subscriptions.
 func (d *Driver) SetParkedStateTx(ctx context.Context, tx pgx.Tx, p *driver.SetParkedStateParams) error {
-	tag, err := tx.Exec(ctx, d.sql.render(`UPDATE {schema}.parked_events
+	tag, err := tx.Exec(ctx, d.query(`UPDATE {schema}.parked_events
 		SET state = $4, error = CASE WHEN $5 = '' THEN error ELSE $5 END, attempts = attempts + $6, updated_at = clock_timestamp()
 		WHERE subscription = $1 AND position = $2 AND state = ANY($3)`),
 		p.Subscription, p.Position, p.From, p.To, p.Error, p.AddAttempts)
@@ -212,7 +212,7 @@ func (d *Driver) SubscriptionStatus(ctx context.Context, subscription string) (*
 		return nil, fmt.Errorf("postgres: subscription %q: %w", subscription, event.ErrSubscriptionNotFound)
 	}
 	st := &driver.SubscriptionStatus{Subscription: subscription, Partitions: rowsStatus(rows)}
-	err = d.pool.QueryRow(ctx, d.sql.render(`SELECT
+	err = d.pool.QueryRow(ctx, d.query(`SELECT
 			(SELECT count(*) FROM {schema}.parked_events WHERE subscription = $1 AND state = ANY($2)),
 			(SELECT coalesce(max(position), 0) FROM {schema}.events)`),
 		subscription, []string{driver.ParkedWaiting, driver.ParkedRetrying}).Scan(&st.Parked, &st.Head)
@@ -221,7 +221,7 @@ func (d *Driver) SubscriptionStatus(ctx context.Context, subscription string) (*
 
 // Subscriptions implements driver.Subscriptions.
 func (d *Driver) Subscriptions(ctx context.Context) ([]string, error) {
-	rows, err := d.pool.Query(ctx, d.sql.render(`SELECT DISTINCT subscription FROM {schema}.subscription_partitions ORDER BY subscription`))
+	rows, err := d.pool.Query(ctx, d.query(`SELECT DISTINCT subscription FROM {schema}.subscription_partitions ORDER BY subscription`))
 	if err != nil {
 		return nil, translate(ctx, "subscriptions", err)
 	}
