@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -198,4 +199,29 @@ func (s *Store[TTx]) PruneSnapshots(ctx context.Context, params *driver.PruneSna
 		return 0, &event.ValidationError{Index: -1, Field: "keep", Reason: "is negative"}
 	}
 	return s.driver.PruneSnapshots(ctx, params)
+}
+
+// StoredProgress is a subscription's progress as its stored checkpoints
+// tell it: the Position of a subscription that may run in another
+// process. (A Subscriber's own Position also counts the progress it has
+// not saved yet.)
+type StoredProgress[TTx any] struct {
+	Store *Store[TTx]
+	Name  string
+}
+
+// Position returns the lowest checkpoint of the subscription's
+// partitions, 0 before it first ran.
+func (p StoredProgress[TTx]) Position(ctx context.Context) (int64, error) {
+	if err := p.Store.usable(ctx); err != nil {
+		return 0, err
+	}
+	st, err := p.Store.driver.SubscriptionStatus(ctx, p.Name)
+	if errors.Is(err, event.ErrSubscriptionNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return slices.MinFunc(st.Partitions, func(a, b driver.PartitionStatus) int { return cmp.Compare(a.Position, b.Position) }).Position, nil
 }

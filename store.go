@@ -358,6 +358,15 @@ func (s *Store[TTx]) StreamInfo(ctx context.Context, streamID string) (*event.St
 	return s.driver.StreamInfo(ctx, streamID)
 }
 
+// Head returns the position of the last committed event of the log, 0
+// when it is empty.
+func (s *Store[TTx]) Head(ctx context.Context) (int64, error) {
+	if err := s.usable(ctx); err != nil {
+		return 0, err
+	}
+	return s.driver.Head(ctx)
+}
+
 // Close closes the store and its driver. Later calls fail with
 // event.ErrClosed; closing twice is harmless.
 func (s *Store[TTx]) Close() error {

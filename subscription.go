@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -83,6 +84,12 @@ type Subscription[TTx any] struct {
 	// Logger receives the subscription's notable events; nil means
 	// slog.Default().
 	Logger *slog.Logger
+	// State is the store that keeps the subscription's checkpoints, leases
+	// and parked events, and whose transactions Handle runs in; nil means
+	// the store the log is read from. A projection whose read model lives
+	// in another database sets it to a store on that database, so that
+	// its rows and its checkpoint commit together there.
+	State *Store[TTx]
 }
 
 func (s *Subscription[TTx]) withDefaults() (*Subscription[TTx], error) {
@@ -157,7 +164,8 @@ var ErrStrictStop = errors.New("strict subscription stopped at a failing event")
 
 // Subscriber runs this process's share of a subscription's partitions.
 type Subscriber[TTx any] struct {
-	store *Store[TTx]
+	store *Store[TTx]        // the log
+	state driver.Driver[TTx] // checkpoints, leases, parked events, transactions
 	sub   *Subscription[TTx]
 
 	mu      sync.Mutex
@@ -245,9 +253,10 @@ func (s *Subscriber[TTx]) readPage(ctx context.Context, after int64) ([]pagedEve
 }
 
 type partitionRun struct {
-	cancel context.CancelFunc
-	done   chan struct{}
-	err    error
+	cancel   context.CancelFunc
+	done     chan struct{}
+	err      error
+	position atomic.Int64 // every event of the partition up to here is done
 }
 
 // NewSubscriber checks sub and returns a Subscriber for it on store. Call
@@ -257,7 +266,39 @@ func NewSubscriber[TTx any](store *Store[TTx], sub *Subscription[TTx]) (*Subscri
 	if err != nil {
 		return nil, err
 	}
-	return &Subscriber[TTx]{store: store, sub: s, running: map[int]*partitionRun{}, pages: map[int64][]pagedEvent{}}, nil
+	state := store
+	if s.State != nil {
+		state = s.State
+	}
+	return &Subscriber[TTx]{store: store, state: state.driver, sub: s, running: map[int]*partitionRun{}, pages: map[int64][]pagedEvent{}}, nil
+}
+
+// Position returns how far the subscription is: every event of the log up
+// to it is done in every partition. It reads the stored checkpoints and,
+// for the partitions this subscriber runs, the progress it has not saved
+// yet (a caught-up partition saves progress over other partitions' events
+// only now and then). It is 0 before the subscription first ran.
+func (s *Subscriber[TTx]) Position(ctx context.Context) (int64, error) {
+	st, err := s.state.SubscriptionStatus(ctx, s.sub.Name)
+	if errors.Is(err, event.ErrSubscriptionNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	position := int64(-1)
+	for _, p := range st.Partitions {
+		at := p.Position
+		if run, ok := s.running[p.Partition]; ok {
+			at = max(at, run.position.Load())
+		}
+		if position < 0 || at < position {
+			position = at
+		}
+	}
+	return max(position, 0), nil
 }
 
 // Owner returns the name this subscriber holds leases under.
@@ -273,13 +314,13 @@ func (s *Subscriber[TTx]) Run(ctx context.Context) error {
 		release := context.WithoutCancel(ctx)
 		release, cancel := context.WithTimeout(release, 5*time.Second)
 		defer cancel()
-		if err := s.store.driver.Release(release, &driver.ReleaseParams{Subscription: s.sub.Name, Owner: s.sub.Owner}); err != nil {
+		if err := s.state.Release(release, &driver.ReleaseParams{Subscription: s.sub.Name, Owner: s.sub.Owner}); err != nil {
 			s.sub.Logger.Warn("release partitions", "err", err)
 		}
 	}()
 	lastOK := time.Now()
 	for {
-		claims, err := s.store.driver.Claim(ctx, &driver.ClaimParams{
+		claims, err := s.state.Claim(ctx, &driver.ClaimParams{
 			Subscription: s.sub.Name, Partitions: s.sub.Partitions, Owner: s.sub.Owner, Lease: s.sub.Lease,
 		})
 		switch {
@@ -329,7 +370,8 @@ func (s *Subscriber[TTx]) reconcile(ctx context.Context, claims []driver.Claim) 
 		pctx, cancel := context.WithCancel(ctx)
 		run = &partitionRun{cancel: cancel, done: make(chan struct{})}
 		s.running[c.Partition] = run
-		w := &partitionWorker[TTx]{s: s, partition: c.Partition, position: c.Position, saved: c.Position}
+		run.position.Store(c.Position)
+		w := &partitionWorker[TTx]{s: s, progress: run, partition: c.Partition, position: c.Position, saved: c.Position}
 		go func() {
 			defer close(run.done)
 			run.err = w.run(pctx)
@@ -365,6 +407,7 @@ func (s *Subscriber[TTx]) stopAll() {
 // partitionWorker works one partition while its lease holds.
 type partitionWorker[TTx any] struct {
 	s         *Subscriber[TTx]
+	progress  *partitionRun
 	partition int
 	position  int64 // every event up to here is done
 	saved     int64 // the checkpoint as stored
@@ -415,7 +458,7 @@ func (w *partitionWorker[TTx]) run(ctx context.Context) error {
 			}
 			mine = mine[n:]
 		}
-		w.position = end
+		w.advance(end)
 		if end-w.saved >= 10*int64(sub.PageSize) {
 			if err := w.commit(ctx, end); err != nil {
 				return err
@@ -485,7 +528,7 @@ func (w *partitionWorker[TTx]) handle(ctx context.Context, batch []event.Event, 
 func (w *partitionWorker[TTx]) apply(ctx context.Context, batch []event.Event, upTo int64) (int, error) {
 	failed := -1
 	hctx, committed := WithCommitHooks(ctx)
-	err := w.s.store.driver.InTx(ctx, func(tx TTx) error {
+	err := w.s.state.InTx(ctx, func(tx TTx) error {
 		for i, e := range batch {
 			if err := w.s.sub.Handle(hctx, tx, e); err != nil {
 				if ctx.Err() == nil {
@@ -507,7 +550,7 @@ func (w *partitionWorker[TTx]) apply(ctx context.Context, batch []event.Event, u
 // moves the checkpoint to upTo.
 func (w *partitionWorker[TTx]) applyBatch(ctx context.Context, batch []event.Event, upTo int64) error {
 	hctx, committed := WithCommitHooks(ctx)
-	err := w.s.store.driver.InTx(ctx, func(tx TTx) error {
+	err := w.s.state.InTx(ctx, func(tx TTx) error {
 		if err := w.s.sub.HandleBatch(hctx, tx, batch); err != nil {
 			return err
 		}
@@ -525,7 +568,15 @@ func (w *partitionWorker[TTx]) applyBatch(ctx context.Context, batch []event.Eve
 const idleCheckpointEvery = time.Second
 
 func (w *partitionWorker[TTx]) markSaved(position int64) {
-	w.position, w.saved, w.savedAt = position, position, time.Now()
+	w.saved, w.savedAt = position, time.Now()
+	w.advance(position)
+}
+
+// advance records that every event of the partition up to position is
+// done.
+func (w *partitionWorker[TTx]) advance(position int64) {
+	w.position = position
+	w.progress.position.Store(position)
 }
 
 // commit moves the checkpoint over events the partition had nothing to do
@@ -536,14 +587,14 @@ func (w *partitionWorker[TTx]) commit(ctx context.Context, upTo int64) error {
 }
 
 func (w *partitionWorker[TTx]) checkpointTx(ctx context.Context, tx TTx, upTo int64) error {
-	return w.s.store.driver.CheckpointTx(ctx, tx, &driver.CheckpointParams{
+	return w.s.state.CheckpointTx(ctx, tx, &driver.CheckpointParams{
 		Subscription: w.s.sub.Name, Partition: w.partition, Owner: w.s.sub.Owner, Position: upTo, Lease: w.s.sub.Lease,
 	})
 }
 
 func (w *partitionWorker[TTx]) park(ctx context.Context, e event.Event, attempts int, cause error) error {
-	err := w.s.store.driver.InTx(ctx, func(tx TTx) error {
-		if err := w.s.store.driver.ParkTx(ctx, tx, &driver.ParkParams{
+	err := w.s.state.InTx(ctx, func(tx TTx) error {
+		if err := w.s.state.ParkTx(ctx, tx, &driver.ParkParams{
 			Subscription: w.s.sub.Name, Partition: w.partition, Position: e.Position, EventID: e.ID,
 			StreamID: e.StreamID, Type: e.Type, Attempts: attempts, Error: cause.Error(),
 		}); err != nil {
@@ -564,8 +615,8 @@ func (w *partitionWorker[TTx]) retryRequested(ctx context.Context) error {
 		return nil
 	}
 	w.lastRetry = time.Now()
-	store, sub := w.s.store, w.s.sub
-	parked, err := store.driver.Parked(ctx, &driver.ParkedParams{
+	store, state, sub := w.s.store, w.s.state, w.s.sub
+	parked, err := state.Parked(ctx, &driver.ParkedParams{
 		Subscription: sub.Name, Partition: w.partition, States: []string{driver.ParkedRetrying}, Limit: 100,
 	})
 	if err != nil {
@@ -580,11 +631,11 @@ func (w *partitionWorker[TTx]) retryRequested(ctx context.Context) error {
 			return fmt.Errorf("parked event %s at %d is not in the log", p.EventID, p.Position)
 		}
 		hctx, committed := WithCommitHooks(ctx)
-		err = store.driver.InTx(ctx, func(tx TTx) error {
+		err = state.InTx(ctx, func(tx TTx) error {
 			if err := sub.Handle(hctx, tx, found[0]); err != nil {
 				return err
 			}
-			if err := store.driver.SetParkedStateTx(ctx, tx, &driver.SetParkedStateParams{
+			if err := state.SetParkedStateTx(ctx, tx, &driver.SetParkedStateParams{
 				Subscription: sub.Name, Position: p.Position, From: []string{driver.ParkedRetrying}, To: driver.ParkedResolved, AddAttempts: 1,
 			}); err != nil {
 				return err
@@ -601,8 +652,8 @@ func (w *partitionWorker[TTx]) retryRequested(ctx context.Context) error {
 		}
 		sub.Logger.Warn("retry of a parked event failed", "position", p.Position, "err", err)
 		cause := err
-		if err := store.driver.InTx(ctx, func(tx TTx) error {
-			return store.driver.SetParkedStateTx(ctx, tx, &driver.SetParkedStateParams{
+		if err := state.InTx(ctx, func(tx TTx) error {
+			return state.SetParkedStateTx(ctx, tx, &driver.SetParkedStateParams{
 				Subscription: sub.Name, Position: p.Position, From: []string{driver.ParkedRetrying}, To: driver.ParkedWaiting,
 				Error: cause.Error(), AddAttempts: 1,
 			})

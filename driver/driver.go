@@ -53,6 +53,9 @@ type Driver[TTx any] interface {
 	// event while an earlier position may still be committed (invariant 5:
 	// no skipped events).
 	ReadAll(ctx context.Context, params *ReadAllParams) ([]event.Event, error)
+	// Head returns the position of the last committed event of the log,
+	// 0 when it is empty.
+	Head(ctx context.Context) (int64, error)
 	// StreamInfo describes a stream, or returns event.ErrStreamNotFound.
 	StreamInfo(ctx context.Context, streamID string) (*event.StreamInfo, error)
 	// Changed returns a channel that is closed when events may have been

@@ -29,7 +29,15 @@ import (
 // directory.
 func SQLite(t testing.TB) *rawevents.Store[*sql.Tx] {
 	t.Helper()
-	d, err := sqlite.Open(filepath.Join(t.TempDir(), "events.db"), nil)
+	return SQLiteFile(t, filepath.Join(t.TempDir(), "events.db"))
+}
+
+// SQLiteFile returns a store in the SQLite file at path, created and
+// migrated if needed: a second file beside a test's store holds read
+// models, say.
+func SQLiteFile(t testing.TB, path string) *rawevents.Store[*sql.Tx] {
+	t.Helper()
+	d, err := sqlite.Open(path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

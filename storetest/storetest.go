@@ -456,6 +456,9 @@ func testStreamInfo[TTx any](t *testing.T, h *Harness[TTx]) {
 	if _, err := h.Store.StreamInfo(ctxT(t), "nothing"); !errors.Is(err, event.ErrStreamNotFound) {
 		t.Fatalf("err = %v, want ErrStreamNotFound", err)
 	}
+	if head, err := h.Store.Head(ctxT(t)); err != nil || head != 0 {
+		t.Fatalf("Head of an empty log = %d, %v; want 0", head, err)
+	}
 	first := mustAppend(t, h, "info", event.NoStream, numbered(2)...)
 	mustAppend(t, h, "unrelated", event.NoStream, numbered(1)...)
 	last := mustAppend(t, h, "info", event.Exact(2), numbered(3)...)
@@ -465,6 +468,9 @@ func testStreamInfo[TTx any](t *testing.T, h *Harness[TTx]) {
 	}
 	if info.StreamID != "info" || info.Version != 5 || info.LastPosition != last.LastPosition() {
 		t.Fatalf("info %+v, want version 5 last position %d", info, last.LastPosition())
+	}
+	if head, err := h.Store.Head(ctxT(t)); err != nil || head != last.LastPosition() {
+		t.Fatalf("Head = %d, %v; want %d", head, err, last.LastPosition())
 	}
 	if !info.CreatedAt.Equal(first.Events[0].RecordedAt) || !info.UpdatedAt.Equal(last.Events[0].RecordedAt) {
 		t.Fatalf("created %v updated %v, want %v and %v", info.CreatedAt, info.UpdatedAt, first.Events[0].RecordedAt, last.Events[0].RecordedAt)

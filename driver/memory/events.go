@@ -277,6 +277,16 @@ func (d *Driver) ReadAll(ctx context.Context, p *driver.ReadAllParams) ([]event.
 	return out, err
 }
 
+// Head implements driver.Driver.
+func (d *Driver) Head(ctx context.Context) (int64, error) {
+	var head int64
+	err := d.read(ctx, "head", func(s *state) error {
+		head = view{s: s}.head()
+		return nil
+	})
+	return head, err
+}
+
 // StreamInfo implements driver.Driver.
 func (d *Driver) StreamInfo(ctx context.Context, streamID string) (*event.StreamInfo, error) {
 	var info *event.StreamInfo

@@ -362,6 +362,13 @@ func contiguous(after int64, events []event.Event) bool {
 	return true
 }
 
+// Head implements driver.Driver.
+func (d *Driver) Head(ctx context.Context) (int64, error) {
+	var head int64
+	err := d.pool.QueryRow(ctx, d.query(`SELECT coalesce(max(position), 0) FROM {schema}.events`)).Scan(&head)
+	return head, translate(ctx, "head", err)
+}
+
 // StreamInfo implements driver.Driver.
 func (d *Driver) StreamInfo(ctx context.Context, streamID string) (*event.StreamInfo, error) {
 	info := &event.StreamInfo{StreamID: streamID}

@@ -379,6 +379,13 @@ func (d *Driver) ReadAll(ctx context.Context, p *driver.ReadAllParams) ([]event.
 	return scanEvents(ctx, rows)
 }
 
+// Head implements driver.Driver.
+func (d *Driver) Head(ctx context.Context) (int64, error) {
+	var head int64
+	err := d.read.QueryRowContext(ctx, `SELECT coalesce(max(position), 0) FROM events`).Scan(&head)
+	return head, translate(ctx, "head", err)
+}
+
 // StreamInfo implements driver.Driver.
 func (d *Driver) StreamInfo(ctx context.Context, streamID string) (*event.StreamInfo, error) {
 	info := &event.StreamInfo{StreamID: streamID}

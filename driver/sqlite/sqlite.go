@@ -144,6 +144,10 @@ func Open(path string, config *Config) (*Driver, error) {
 // River's SQLite driver (riversqlite) takes this same *sql.DB.
 func (d *Driver) DB() *sql.DB { return d.write }
 
+// ReadDB returns the read connection pool: queries only, many at once,
+// never waiting for the writer.
+func (d *Driver) ReadDB() *sql.DB { return d.read }
+
 // SupportsListenNotify reports false: only this process's appends wake
 // readers at once.
 func (d *Driver) SupportsListenNotify() bool { return false }

@@ -1,0 +1,471 @@
+package projection
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// execer runs statements on a read-model database, in a transaction or
+// on the pool.
+type execer interface {
+	exec(ctx context.Context, query string, args ...any) (int64, error)
+	// query calls scan with each row's values, in column order.
+	query(ctx context.Context, query string, args []any, scan func(values []any) error) error
+}
+
+// dialect is what differs between the SQL of the read-model databases.
+type dialect interface {
+	// name qualifies a physical table name.
+	name(physical string) string
+	placeholder(n int) string
+	createTable(physical string, t *Table) []string
+	dropTable(physical string, t *Table) []string
+	columnType(Type) string
+	// toDB converts a Go value for a column of type typ.
+	toDB(typ Type, v any) (any, error)
+	// fromDB converts what the database returned for a column of type typ.
+	fromDB(typ Type, v any) (any, error)
+	// search returns the join, the condition and the rank order of a
+	// full-text search for q over a table's search columns, with arg the
+	// placeholder of the query.
+	search(physical string, arg string) (join, where, rank string)
+	// searchArg turns what a user typed into the database's query, or
+	// fails with ErrInvalid when it has nothing to search for.
+	searchArg(q string) (string, error)
+}
+
+func quote(name string) string { return `"` + name + `"` }
+
+func columnList(cols []string, prefix string) string {
+	out := make([]string, len(cols))
+	for i, c := range cols {
+		out[i] = prefix + quote(c)
+	}
+	return strings.Join(out, ", ")
+}
+
+// createColumns is the column list of a CREATE TABLE.
+func createColumns(d dialect, t *Table) string {
+	var defs []string
+	for _, c := range t.Columns {
+		def := quote(c.Name) + " " + d.columnType(c.Type)
+		if c.Index || containsString(t.Key, c.Name) {
+			def += " NOT NULL"
+		}
+		defs = append(defs, def)
+	}
+	return strings.Join(defs, ", ")
+}
+
+func containsString(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// createIndexes indexes a table's indexed columns, each with its key
+// columns after it so that a filtered, sorted page is read in index order.
+func createIndexes(q, physical string, t *Table) []string {
+	var stmts []string
+	for i, c := range t.Columns {
+		if c.Index {
+			cols := []string{c.Name}
+			for _, k := range t.Key {
+				if k != c.Name {
+					cols = append(cols, k)
+				}
+			}
+			stmts = append(stmts, fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %s ON %s (%s)`, quote(fmt.Sprintf("%s_i%d", physical, i)), q, columnList(cols, "")))
+		}
+	}
+	return stmts
+}
+
+// sqliteDialect is SQLite with FTS5.
+type sqliteDialect struct{}
+
+func (sqliteDialect) name(physical string) string { return quote(physical) }
+func (sqliteDialect) placeholder(n int) string    { return "?" + strconv.Itoa(n) }
+
+func (sqliteDialect) columnType(t Type) string {
+	switch t {
+	case Integer, Bool:
+		return "INTEGER"
+	case Real:
+		return "REAL"
+	default:
+		return "TEXT"
+	}
+}
+
+func (d sqliteDialect) createTable(physical string, t *Table) []string {
+	q := d.name(physical)
+	// A rowid of its own keeps the full-text index's references stable
+	// (SQLite may renumber implicit rowids on VACUUM).
+	stmts := []string{
+		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (_rowid INTEGER PRIMARY KEY, %s, UNIQUE (%s))`, q, createColumns(d, t), columnList(t.Key, "")),
+	}
+	stmts = append(stmts, createIndexes(q, physical, t)...)
+	if len(t.Search) > 0 {
+		fts := quote(physical + "_fts")
+		cols := columnList(t.Search, "")
+		stmts = append(stmts,
+			fmt.Sprintf(`CREATE VIRTUAL TABLE IF NOT EXISTS %s USING fts5(%s, content=%s, content_rowid='_rowid', tokenize='porter unicode61 remove_diacritics 2')`,
+				fts, cols, "'"+physical+"'"),
+			fmt.Sprintf(`CREATE TRIGGER IF NOT EXISTS %s AFTER INSERT ON %s BEGIN INSERT INTO %s (rowid, %s) VALUES (new._rowid, %s); END`,
+				quote(physical+"_ai"), q, fts, cols, columnList(t.Search, "new.")),
+			fmt.Sprintf(`CREATE TRIGGER IF NOT EXISTS %s AFTER DELETE ON %s BEGIN INSERT INTO %s (%s, rowid, %s) VALUES ('delete', old._rowid, %s); END`,
+				quote(physical+"_ad"), q, fts, fts, cols, columnList(t.Search, "old.")),
+			fmt.Sprintf(`CREATE TRIGGER IF NOT EXISTS %s AFTER UPDATE ON %s BEGIN INSERT INTO %s (%s, rowid, %s) VALUES ('delete', old._rowid, %s); INSERT INTO %s (rowid, %s) VALUES (new._rowid, %s); END`,
+				quote(physical+"_au"), q, fts, fts, cols, columnList(t.Search, "old."), fts, cols, columnList(t.Search, "new.")),
+		)
+	}
+	return stmts
+}
+
+func (d sqliteDialect) dropTable(physical string, t *Table) []string {
+	stmts := []string{fmt.Sprintf(`DROP TABLE IF EXISTS %s`, d.name(physical))}
+	if len(t.Search) > 0 {
+		stmts = append(stmts, fmt.Sprintf(`DROP TABLE IF EXISTS %s`, quote(physical+"_fts")))
+	}
+	return stmts
+}
+
+func (sqliteDialect) toDB(typ Type, v any) (any, error) {
+	if v == nil {
+		return nil, nil
+	}
+	switch typ {
+	case Bool:
+		b, ok := v.(bool)
+		if !ok {
+			return nil, fmt.Errorf("want a bool, got %T", v)
+		}
+		if b {
+			return int64(1), nil
+		}
+		return int64(0), nil
+	case Time:
+		t, ok := v.(time.Time)
+		if !ok {
+			return nil, fmt.Errorf("want a time.Time, got %T", v)
+		}
+		// Fixed width, so that text order is time order.
+		return t.UTC().Format(sqliteTime), nil
+	case JSON:
+		b, err := jsonBytes(v)
+		return string(b), err
+	}
+	return scalarToDB(typ, v)
+}
+
+const sqliteTime = "2006-01-02T15:04:05.000000Z"
+
+func (sqliteDialect) fromDB(typ Type, v any) (any, error) {
+	if v == nil {
+		return nil, nil
+	}
+	switch typ {
+	case Bool:
+		n, ok := v.(int64)
+		return n != 0, boolErr(ok, v)
+	case Time:
+		s, ok := v.(string)
+		if !ok {
+			return nil, fmt.Errorf("time column holds %T", v)
+		}
+		return time.Parse(sqliteTime, s)
+	case JSON:
+		s, ok := v.(string)
+		return json.RawMessage(s), boolErr(ok, v)
+	case Text:
+		if b, ok := v.([]byte); ok {
+			return string(b), nil
+		}
+	}
+	return v, nil
+}
+
+func boolErr(ok bool, v any) error {
+	if !ok {
+		return fmt.Errorf("unexpected %T from the database", v)
+	}
+	return nil
+}
+
+func (d sqliteDialect) search(physical string, arg string) (join, where, rank string) {
+	fts := quote(physical + "_fts")
+	return fmt.Sprintf(` JOIN %s ON %s.rowid = t._rowid`, fts, fts), fmt.Sprintf(`%s MATCH %s`, fts, arg), fts + ".rank"
+}
+
+// searchArg turns user input into an FTS5 query that cannot be a syntax
+// error: every word and "quoted phrase" becomes a quoted string (the
+// tokenizer still stems it), -word excludes, OR between terms is kept.
+func (sqliteDialect) searchArg(q string) (string, error) {
+	terms, err := parseSearch(q)
+	if err != nil {
+		return "", err
+	}
+	var pos, neg []string
+	for _, t := range terms {
+		s := `"` + strings.ReplaceAll(t.text, `"`, `""`) + `"`
+		switch {
+		case t.or:
+			pos = append(pos, "OR")
+		case t.not:
+			neg = append(neg, "NOT "+s)
+		default:
+			pos = append(pos, s)
+		}
+	}
+	return strings.Join(append(pos, neg...), " "), nil
+}
+
+// postgresDialect is PostgreSQL with tsvector and GIN.
+type postgresDialect struct {
+	schema   string
+	language string
+}
+
+func (d postgresDialect) name(physical string) string {
+	return pgx.Identifier{d.schema, physical}.Sanitize()
+}
+
+func (postgresDialect) placeholder(n int) string { return "$" + strconv.Itoa(n) }
+
+func (postgresDialect) columnType(t Type) string {
+	switch t {
+	case Integer:
+		return "bigint"
+	case Real:
+		return "double precision"
+	case Bool:
+		return "boolean"
+	case Time:
+		return "timestamptz"
+	case JSON:
+		return "jsonb"
+	default:
+		return "text"
+	}
+}
+
+func (d postgresDialect) createTable(physical string, t *Table) []string {
+	q := d.name(physical)
+	search := ""
+	if len(t.Search) > 0 {
+		parts := make([]string, len(t.Search))
+		for i, s := range t.Search {
+			parts[i] = "coalesce(" + quote(s) + ", '')"
+		}
+		search = fmt.Sprintf(`, _search tsvector GENERATED ALWAYS AS (to_tsvector(%s::regconfig, %s)) STORED`,
+			pgLiteral(d.language), strings.Join(parts, " || ' ' || "))
+	}
+	stmts := []string{
+		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (%s%s, PRIMARY KEY (%s))`, q, createColumns(d, t), search, columnList(t.Key, "")),
+	}
+	stmts = append(stmts, createIndexes(q, physical, t)...)
+	if search != "" {
+		stmts = append(stmts, fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %s ON %s USING gin (_search)`, quote(physical+"__search"), q))
+	}
+	return stmts
+}
+
+func pgLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+func (d postgresDialect) dropTable(physical string, _ *Table) []string {
+	return []string{fmt.Sprintf(`DROP TABLE IF EXISTS %s`, d.name(physical))}
+}
+
+func (postgresDialect) toDB(typ Type, v any) (any, error) {
+	if v == nil {
+		return nil, nil
+	}
+	switch typ {
+	case Bool:
+		if _, ok := v.(bool); !ok {
+			return nil, fmt.Errorf("want a bool, got %T", v)
+		}
+		return v, nil
+	case Time:
+		t, ok := v.(time.Time)
+		if !ok {
+			return nil, fmt.Errorf("want a time.Time, got %T", v)
+		}
+		return t.UTC().Truncate(time.Microsecond), nil
+	case JSON:
+		b, err := jsonBytes(v)
+		return string(b), err
+	}
+	return scalarToDB(typ, v)
+}
+
+func (postgresDialect) fromDB(typ Type, v any) (any, error) {
+	if v == nil {
+		return nil, nil
+	}
+	switch typ {
+	case Time:
+		t, ok := v.(time.Time)
+		return t.UTC(), boolErr(ok, v)
+	case JSON:
+		b, err := json.Marshal(v)
+		return json.RawMessage(b), err
+	}
+	return v, nil
+}
+
+func (d postgresDialect) search(_ string, arg string) (join, where, rank string) {
+	tsq := fmt.Sprintf(`websearch_to_tsquery(%s::regconfig, %s)`, pgLiteral(d.language), arg)
+	return "", "t._search @@ " + tsq, fmt.Sprintf("ts_rank(t._search, %s) DESC", tsq)
+}
+
+// searchArg checks that q has something to search for;
+// websearch_to_tsquery reads the rest (phrases, -word, OR) and never
+// fails on syntax.
+func (postgresDialect) searchArg(q string) (string, error) {
+	if _, err := parseSearch(q); err != nil {
+		return "", err
+	}
+	return q, nil
+}
+
+// scalarToDB converts text and numbers, accepting the usual Go kinds.
+func scalarToDB(typ Type, v any) (any, error) {
+	switch typ {
+	case Text:
+		s, ok := v.(string)
+		if !ok {
+			return nil, fmt.Errorf("want a string, got %T", v)
+		}
+		return s, nil
+	case Integer:
+		switch n := v.(type) {
+		case int:
+			return int64(n), nil
+		case int32:
+			return int64(n), nil
+		case int64:
+			return n, nil
+		case uint32:
+			return int64(n), nil
+		}
+		return nil, fmt.Errorf("want an integer, got %T", v)
+	case Real:
+		switch n := v.(type) {
+		case float64:
+			return n, nil
+		case float32:
+			return float64(n), nil
+		case int:
+			return float64(n), nil
+		case int64:
+			return float64(n), nil
+		}
+		return nil, fmt.Errorf("want a number, got %T", v)
+	}
+	return nil, fmt.Errorf("unknown type %q", typ)
+}
+
+func jsonBytes(v any) ([]byte, error) {
+	switch b := v.(type) {
+	case json.RawMessage:
+		if !json.Valid(b) {
+			return nil, fmt.Errorf("invalid JSON")
+		}
+		return b, nil
+	case []byte:
+		if !json.Valid(b) {
+			return nil, fmt.Errorf("invalid JSON")
+		}
+		return b, nil
+	}
+	return json.Marshal(v)
+}
+
+// sqlExec runs statements through database/sql.
+type sqlExec struct {
+	q interface {
+		ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+		QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	}
+}
+
+func (e sqlExec) exec(ctx context.Context, query string, args ...any) (int64, error) {
+	res, err := e.q.ExecContext(ctx, query, args...)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+func (e sqlExec) query(ctx context.Context, query string, args []any, scan func([]any) error) error {
+	rows, err := e.q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return err
+	}
+	values := make([]any, len(cols))
+	ptrs := make([]any, len(cols))
+	for i := range values {
+		ptrs[i] = &values[i]
+	}
+	for rows.Next() {
+		if err := rows.Scan(ptrs...); err != nil {
+			return err
+		}
+		if err := scan(values); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// pgxExec runs statements through pgx.
+type pgxExec struct {
+	q interface {
+		Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+		Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	}
+}
+
+func (e pgxExec) exec(ctx context.Context, query string, args ...any) (int64, error) {
+	tag, err := e.q.Exec(ctx, query, args...)
+	if err != nil {
+		return 0, err
+	}
+	return tag.RowsAffected(), nil
+}
+
+func (e pgxExec) query(ctx context.Context, query string, args []any, scan func([]any) error) error {
+	rows, err := e.q.Query(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		values, err := rows.Values()
+		if err != nil {
+			return err
+		}
+		if err := scan(values); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}

@@ -1,0 +1,463 @@
+package projection
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/rawevents/rawevents"
+	"github.com/rawevents/rawevents/driver/postgres"
+	"github.com/rawevents/rawevents/driver/sqlite"
+	"github.com/rawevents/rawevents/event"
+)
+
+// Positioner says how far a stage of the pipeline is: every event of the
+// log up to Position is done. *rawevents.Subscriber and
+// rawevents.StoredProgress are Positioners.
+type Positioner interface {
+	Position(ctx context.Context) (int64, error)
+}
+
+// Options configure a Projector. Nil means the defaults.
+type Options struct {
+	// Upstream are the stages whose output the projections read: the
+	// processors that turn raw events into domain events. WaitFor waits
+	// for them first, so that waiting for a raw event's position waits
+	// for its effects on the read models.
+	Upstream []Positioner
+	// Language is the PostgreSQL text search configuration of full-text
+	// columns; default "english". SQLite stems English (porter) always.
+	Language string
+	// AutoRebuild starts a rebuild, and swaps when it is done, for a
+	// projection whose read model was built by another version. Without
+	// it such a projection is reported as needing a rebuild, keeps
+	// serving what it has, and is not updated.
+	AutoRebuild bool
+	// Lease, Owner and Logger are those of the projections' subscriptions
+	// (see rawevents.Subscription).
+	Lease  time.Duration
+	Owner  string
+	Logger *slog.Logger
+}
+
+// ErrNotFound is wrapped by the errors of lookups of a projection, a
+// table, a row or a rebuild that does not exist.
+var ErrNotFound = errors.New("not found")
+
+// ErrRebuildRunning is returned when a rebuild is asked for a projection
+// that is being rebuilt.
+var ErrRebuildRunning = errors.New("a rebuild of this projection is already running")
+
+// Projector keeps projections up to date and answers queries on them.
+//
+// Events are read from the log store; read models, their checkpoints and
+// their registry live in the read store, which may be the log store
+// itself or a store on another database (on the embedded default a
+// second SQLite file, so that projections do not queue behind ingestion
+// for SQLite's single writer).
+type Projector[TTx any] struct {
+	log, read   *rawevents.Store[TTx]
+	opts        Options
+	d           dialect
+	pool        execer // reads
+	ddl         execer // schema changes and registry writes
+	wrap        func(TTx) execer
+	projections map[string]*Projection
+	names       []string
+
+	mu      sync.Mutex
+	running map[string]*generationRun[TTx] // by subscription name
+	failed  map[string]error               // by projection
+	samples map[string][]sample            // by projection, for Reflects
+
+	setupMu sync.Mutex
+	setup   bool
+
+	tablesMu sync.Mutex
+	tables   map[string]map[string]*physicalTable // by projection and generation
+}
+
+// generationRun is a generation's subscription running in this process.
+type generationRun[TTx any] struct {
+	sub    *rawevents.Subscriber[TTx]
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// New returns a Projector of projections, reading events from log and
+// keeping read models in read (which may be log). Read must be an SQLite
+// or a PostgreSQL store.
+func New[TTx any](log, read *rawevents.Store[TTx], opts *Options, projections ...*Projection) (*Projector[TTx], error) {
+	p := &Projector[TTx]{log: log, read: read, projections: map[string]*Projection{},
+		running: map[string]*generationRun[TTx]{}, failed: map[string]error{}, samples: map[string][]sample{},
+		tables: map[string]map[string]*physicalTable{}}
+	if opts != nil {
+		p.opts = *opts
+	}
+	p.opts.Language = cmp.Or(p.opts.Language, "english")
+	if p.opts.Logger == nil {
+		p.opts.Logger = slog.Default()
+	}
+	if p.opts.Owner == "" {
+		p.opts.Owner = rawevents.NewOwnerID()
+	}
+	switch d := any(read.Driver()).(type) {
+	case *sqlite.Driver:
+		p.d, p.pool, p.ddl = sqliteDialect{}, sqlExec{d.ReadDB()}, sqlExec{d.DB()}
+		p.wrap = func(tx TTx) execer { return sqlExec{any(tx).(*sql.Tx)} }
+	case *postgres.Driver:
+		p.d = postgresDialect{schema: d.Schema(), language: p.opts.Language}
+		p.pool, p.ddl = pgxExec{d.Pool()}, pgxExec{d.Pool()}
+		p.wrap = func(tx TTx) execer { return pgxExec{any(tx).(pgx.Tx)} }
+	default:
+		return nil, fmt.Errorf("projection: read models need an SQLite or PostgreSQL store, not %T", read.Driver())
+	}
+	var errs []error
+	for _, pr := range projections {
+		if err := pr.validate(); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if p.projections[pr.Name] != nil {
+			errs = append(errs, fmt.Errorf("projection %q: %w: declared twice", pr.Name, ErrInvalid))
+		}
+		p.projections[pr.Name] = pr
+		p.names = append(p.names, pr.Name)
+	}
+	return p, errors.Join(errs...)
+}
+
+// Names lists the projections, in the order given to New.
+func (p *Projector[TTx]) Names() []string { return p.names }
+
+// Projection returns a projection's definition.
+func (p *Projector[TTx]) Projection(name string) (*Projection, error) {
+	pr := p.projections[name]
+	if pr == nil {
+		return nil, fmt.Errorf("projection %q: %w", name, ErrNotFound)
+	}
+	return pr, nil
+}
+
+// Generation states in the registry.
+const (
+	genLive     = "live"
+	genBuilding = "building"
+	genRetired  = "retired"
+)
+
+// generation is a row of the registry: one build of a projection's tables.
+type generation struct {
+	Projection string
+	Generation int
+	Version    int
+	State      string
+	Swap       bool // swap in when caught up
+	CreatedAt  time.Time
+}
+
+func (p *Projector[TTx]) registry() string { return p.d.name("rawevents_projections") }
+
+// Setup creates the registry and, for a projection seen for the first
+// time, its tables. Run calls it; call it before queries in a process
+// that does not run the projections.
+func (p *Projector[TTx]) Setup(ctx context.Context) error {
+	p.setupMu.Lock()
+	defer p.setupMu.Unlock()
+	if p.setup {
+		return nil
+	}
+	boolType, timeType := p.d.columnType(Bool), p.d.columnType(Time)
+	if _, err := p.ddl.exec(ctx, fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (
+		projection text NOT NULL, generation integer NOT NULL, version integer NOT NULL,
+		state text NOT NULL, swap %s NOT NULL, created_at %s NOT NULL, PRIMARY KEY (projection, generation))`,
+		p.registry(), boolType, timeType)); err != nil {
+		return fmt.Errorf("projection: create registry: %w", err)
+	}
+	for _, name := range p.names {
+		gens, err := p.generations(ctx, name)
+		if err != nil {
+			return err
+		}
+		if len(gens) == 0 {
+			if err := p.addGeneration(ctx, p.projections[name], 1, genLive, false); err != nil {
+				return err
+			}
+		}
+	}
+	p.setup = true
+	return nil
+}
+
+func (p *Projector[TTx]) addGeneration(ctx context.Context, pr *Projection, gen int, state string, swap bool) error {
+	for i := range pr.Tables {
+		for _, stmt := range p.d.createTable(physicalName(pr.Name, pr.Tables[i].Name, gen), &pr.Tables[i]) {
+			if _, err := p.ddl.exec(ctx, stmt); err != nil {
+				return fmt.Errorf("projection %s: create table %s: %w", pr.Name, pr.Tables[i].Name, err)
+			}
+		}
+	}
+	created, err := p.d.toDB(Time, time.Now())
+	if err != nil {
+		return err
+	}
+	swapArg, _ := p.d.toDB(Bool, swap)
+	// The first generation may be registered by two processes starting
+	// together; a later one by one StartRebuild only.
+	conflict := ""
+	if gen == 1 {
+		conflict = " ON CONFLICT DO NOTHING"
+	}
+	_, err = p.ddl.exec(ctx, fmt.Sprintf(`INSERT INTO %s (projection, generation, version, state, swap, created_at) VALUES (%s)%s`,
+		p.registry(), placeholders(p.d, 6), conflict), pr.Name, gen, pr.Version, state, swapArg, created)
+	if err != nil {
+		return fmt.Errorf("projection %s: register generation %d: %w", pr.Name, gen, err)
+	}
+	return nil
+}
+
+func placeholders(d dialect, n int) string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = d.placeholder(i + 1)
+	}
+	return strings.Join(out, ", ")
+}
+
+func physicalName(projection, table string, gen int) string {
+	return fmt.Sprintf("rm_%s_%s_g%d", projection, table, gen)
+}
+
+func subscriptionName(projection string, gen int) string {
+	return fmt.Sprintf("projection:%s:g%d", projection, gen)
+}
+
+// generations lists a projection's generations, oldest first.
+func (p *Projector[TTx]) generations(ctx context.Context, name string) ([]generation, error) {
+	var out []generation
+	err := p.pool.query(ctx, fmt.Sprintf(`SELECT projection, generation, version, state, swap, created_at FROM %s WHERE projection = %s ORDER BY generation`,
+		p.registry(), p.d.placeholder(1)), []any{name}, func(v []any) error {
+		g := generation{Projection: name, State: fmt.Sprint(v[3])}
+		var err error
+		var swap, created any
+		if swap, err = p.d.fromDB(Bool, v[4]); err == nil {
+			created, err = p.d.fromDB(Time, v[5])
+		}
+		if err != nil {
+			return err
+		}
+		g.Generation, g.Version, g.Swap, g.CreatedAt = int(toInt(v[1])), int(toInt(v[2])), swap.(bool), created.(time.Time)
+		out = append(out, g)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("projection %s: read registry: %w", name, err)
+	}
+	return out, nil
+}
+
+func toInt(v any) int64 {
+	switch n := v.(type) {
+	case int64:
+		return n
+	case int32:
+		return int64(n)
+	case int:
+		return int64(n)
+	}
+	return 0
+}
+
+// current returns a projection's live generation and its building one
+// (nil when none).
+func (p *Projector[TTx]) current(ctx context.Context, name string) (live, building *generation, err error) {
+	if err := p.Setup(ctx); err != nil {
+		return nil, nil, err
+	}
+	gens, err := p.generations(ctx, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	for i := range gens {
+		switch gens[i].State {
+		case genLive:
+			if live != nil {
+				return nil, nil, fmt.Errorf("projection %s: generations %d and %d are both live", name, live.Generation, gens[i].Generation)
+			}
+			live = &gens[i]
+		case genBuilding:
+			building = &gens[i]
+		}
+	}
+	if live == nil {
+		return nil, nil, fmt.Errorf("projection %q has no read model yet: %w", name, ErrNotFound)
+	}
+	return live, building, nil
+}
+
+// physicalTables returns where a generation's tables live.
+func (p *Projector[TTx]) physicalTables(pr *Projection, gen int) map[string]*physicalTable {
+	key := pr.Name + ":" + strconv.Itoa(gen)
+	p.tablesMu.Lock()
+	defer p.tablesMu.Unlock()
+	if t, ok := p.tables[key]; ok {
+		return t
+	}
+	tables := map[string]*physicalTable{}
+	for i := range pr.Tables {
+		t := &pr.Tables[i]
+		tables[t.Name] = &physicalTable{Table: t, physical: physicalName(pr.Name, t.Name, gen), sql: map[string]string{}}
+	}
+	p.tables[key] = tables
+	return tables
+}
+
+// Run keeps the projections up to date until ctx ends: it runs this
+// process's share of each projection's partitions (live and, during a
+// rebuild, the one being built), follows the registry for rebuilds
+// started elsewhere, and swaps a finished rebuild in. It returns nil when
+// ctx ends.
+func (p *Projector[TTx]) Run(ctx context.Context) error {
+	if err := p.Setup(ctx); err != nil {
+		return err
+	}
+	defer p.stopAll()
+	warned := map[string]bool{}
+	for {
+		for _, name := range p.names {
+			if err := p.reconcile(ctx, name, warned); err != nil && ctx.Err() == nil {
+				p.opts.Logger.Warn("projection", "projection", name, "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(reconcileEvery):
+		}
+	}
+}
+
+// reconcileEvery is how often Run looks at the registry.
+const reconcileEvery = 500 * time.Millisecond
+
+func (p *Projector[TTx]) reconcile(ctx context.Context, name string, warned map[string]bool) error {
+	pr := p.projections[name]
+	live, building, err := p.current(ctx, name)
+	if err != nil {
+		return err
+	}
+	want := map[string]int{}
+	if live.Version == pr.Version {
+		want[subscriptionName(name, live.Generation)] = live.Generation
+	} else if building == nil {
+		if p.opts.AutoRebuild {
+			p.opts.Logger.Info("projection version changed: rebuilding", "projection", name, "from", live.Version, "to", pr.Version)
+			if _, err := p.StartRebuild(ctx, name, true); err != nil && !errors.Is(err, ErrRebuildRunning) {
+				return err
+			}
+			return nil
+		}
+		if !warned[name] {
+			warned[name] = true
+			p.opts.Logger.Warn("projection read model was built by another version: rebuild it (rawevents projections rebuild)",
+				"projection", name, "built", live.Version, "code", pr.Version)
+		}
+	}
+	if building != nil && building.Version == pr.Version {
+		want[subscriptionName(name, building.Generation)] = building.Generation
+		if building.Swap {
+			if err := p.swapWhenCaughtUp(ctx, name, building.Generation); err != nil {
+				return err
+			}
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for sub, run := range p.running {
+		if strings.HasPrefix(sub, "projection:"+name+":") {
+			if _, ok := want[sub]; !ok {
+				run.cancel()
+				<-run.done
+				delete(p.running, sub)
+			}
+		}
+	}
+	for sub, gen := range want {
+		if run, ok := p.running[sub]; ok {
+			select {
+			case <-run.done:
+				delete(p.running, sub) // stopped by itself: start again unless it failed for good
+				if p.failed[name] != nil {
+					continue
+				}
+			default:
+				continue
+			}
+		}
+		if err := p.start(ctx, pr, gen); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// subscription is the subscription that builds one generation of pr.
+func (p *Projector[TTx]) subscription(pr *Projection, gen int) *rawevents.Subscription[TTx] {
+	tables := p.physicalTables(pr, gen)
+	state := p.read
+	if p.read == p.log {
+		state = nil
+	}
+	return &rawevents.Subscription[TTx]{
+		Name: subscriptionName(pr.Name, gen),
+		Handle: func(ctx context.Context, tx TTx, e event.Event) error {
+			return pr.Handle(ctx, &Tx{x: p.wrap(tx), d: p.d, tables: tables}, e)
+		},
+		Filter: func(e event.Event) bool {
+			return !strings.HasPrefix(e.StreamID, rawevents.SystemStreamPrefix) && pr.wants(e)
+		},
+		Key: pr.Key, Partitions: pr.Partitions, BatchSize: cmp.Or(pr.BatchSize, 500), MaxAttempts: pr.MaxAttempts,
+		Backoff: pr.Backoff, Strict: pr.Strict, Lease: p.opts.Lease, Owner: p.opts.Owner, Logger: p.opts.Logger, State: state,
+	}
+}
+
+// start runs a generation's subscription; p.mu is held.
+func (p *Projector[TTx]) start(ctx context.Context, pr *Projection, gen int) error {
+	sub, err := rawevents.NewSubscriber(p.log, p.subscription(pr, gen))
+	if err != nil {
+		return err
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	run := &generationRun[TTx]{sub: sub, cancel: cancel, done: make(chan struct{})}
+	p.running[subscriptionName(pr.Name, gen)] = run
+	go func() {
+		defer close(run.done)
+		err := sub.Run(rctx)
+		if err != nil && rctx.Err() == nil {
+			p.opts.Logger.Error("projection stopped", "projection", pr.Name, "generation", gen, "err", err)
+			p.mu.Lock()
+			p.failed[pr.Name] = err
+			p.mu.Unlock()
+		}
+	}()
+	return nil
+}
+
+func (p *Projector[TTx]) stopAll() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for sub, run := range p.running {
+		run.cancel()
+		<-run.done
+		delete(p.running, sub)
+	}
+}

@@ -1,0 +1,257 @@
+package projection
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+)
+
+// Tx is a projection's handle on its read model inside the transaction
+// of a batch. Its methods address tables by their declared names; rows
+// go to the tables of the generation being built (the live one, or the
+// shadow one of a rebuild).
+type Tx struct {
+	x      execer
+	d      dialect
+	tables map[string]*physicalTable
+}
+
+// physicalTable is a declared table and where one generation of it lives.
+type physicalTable struct {
+	*Table
+	physical string
+	mu       sync.Mutex
+	sql      map[string]string // statements by shape, built once
+}
+
+func (tx *Tx) table(name string) (*physicalTable, error) {
+	t, ok := tx.tables[name]
+	if !ok {
+		return nil, fmt.Errorf("projection: no table %q: %w", name, ErrInvalid)
+	}
+	return t, nil
+}
+
+// values converts row's values for the columns cols, in order.
+func (tx *Tx) values(t *physicalTable, cols []string, row Row) ([]any, error) {
+	args := make([]any, len(cols))
+	for i, name := range cols {
+		c := t.column(name)
+		v, err := tx.d.toDB(c.Type, row[name])
+		if err != nil {
+			return nil, fmt.Errorf("table %s column %s: %w: %v", t.Name, name, ErrInvalid, err)
+		}
+		args[i] = v
+	}
+	return args, nil
+}
+
+// rowColumns returns row's column names in table order, checking that
+// each is a column and that every key column is there.
+func rowColumns(t *physicalTable, row Row) ([]string, error) {
+	for name := range row {
+		if t.column(name) == nil {
+			return nil, fmt.Errorf("table %s has no column %q: %w", t.Name, name, ErrInvalid)
+		}
+	}
+	var cols []string
+	for _, c := range t.Columns {
+		if _, ok := row[c.Name]; ok {
+			cols = append(cols, c.Name)
+		}
+	}
+	for _, k := range t.Key {
+		if row[k] == nil {
+			return nil, fmt.Errorf("table %s: key column %s is missing: %w", t.Name, k, ErrInvalid)
+		}
+	}
+	return cols, nil
+}
+
+func (tx *Tx) placeholders(from, n int) string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = tx.d.placeholder(from + i)
+	}
+	return strings.Join(out, ", ")
+}
+
+// statement returns the SQL of shape for cols, building it once.
+func (tx *Tx) statement(t *physicalTable, shape string, cols []string, build func() string) string {
+	key := shape + ":" + strings.Join(cols, ",")
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if q, ok := t.sql[key]; ok {
+		return q
+	}
+	q := build()
+	t.sql[key] = q
+	return q
+}
+
+// Upsert inserts row, or, when a row with its key exists, sets the
+// columns row names (the others keep their values).
+func (tx *Tx) Upsert(ctx context.Context, table string, row Row) error {
+	return tx.upsert(ctx, table, row, "upsert")
+}
+
+// Add inserts row, or, when a row with its key exists, adds row's values
+// to its Integer and Real columns and sets the others: counters and sums.
+func (tx *Tx) Add(ctx context.Context, table string, row Row) error {
+	return tx.upsert(ctx, table, row, "add")
+}
+
+func (tx *Tx) upsert(ctx context.Context, table string, row Row, shape string) error {
+	t, err := tx.table(table)
+	if err != nil {
+		return err
+	}
+	cols, err := rowColumns(t, row)
+	if err != nil {
+		return err
+	}
+	args, err := tx.values(t, cols, row)
+	if err != nil {
+		return err
+	}
+	q := tx.statement(t, shape, cols, func() string {
+		var set []string
+		for _, c := range cols {
+			if containsString(t.Key, c) {
+				continue
+			}
+			typ := t.column(c).Type
+			if shape == "add" && (typ == Integer || typ == Real) {
+				set = append(set, fmt.Sprintf("%s = coalesce(%s.%s, 0) + excluded.%s", quote(c), tx.d.name(t.physical), quote(c), quote(c)))
+			} else {
+				set = append(set, fmt.Sprintf("%s = excluded.%s", quote(c), quote(c)))
+			}
+		}
+		action := "DO NOTHING"
+		if len(set) > 0 {
+			action = "DO UPDATE SET " + strings.Join(set, ", ")
+		}
+		return fmt.Sprintf(`INSERT INTO %s (%s) VALUES (%s) ON CONFLICT (%s) %s`,
+			tx.d.name(t.physical), columnList(cols, ""), tx.placeholders(1, len(cols)), columnList(t.Key, ""), action)
+	})
+	_, err = tx.x.exec(ctx, q, args...)
+	return err
+}
+
+// Update sets the columns row names on the row with row's key; it
+// reports whether there was one.
+func (tx *Tx) Update(ctx context.Context, table string, row Row) (bool, error) {
+	t, err := tx.table(table)
+	if err != nil {
+		return false, err
+	}
+	cols, err := rowColumns(t, row)
+	if err != nil {
+		return false, err
+	}
+	var set []string
+	for _, c := range cols {
+		if !containsString(t.Key, c) {
+			set = append(set, c)
+		}
+	}
+	if len(set) == 0 {
+		return false, fmt.Errorf("table %s: Update names no column to set: %w", t.Name, ErrInvalid)
+	}
+	args, err := tx.values(t, append(set, t.Key...), row)
+	if err != nil {
+		return false, err
+	}
+	q := tx.statement(t, "update", set, func() string {
+		sets := make([]string, len(set))
+		for i, c := range set {
+			sets[i] = quote(c) + " = " + tx.d.placeholder(i+1)
+		}
+		return fmt.Sprintf(`UPDATE %s SET %s WHERE %s`, tx.d.name(t.physical), strings.Join(sets, ", "), tx.keyCondition(t, len(set)+1))
+	})
+	n, err := tx.x.exec(ctx, q, args...)
+	return n > 0, err
+}
+
+// keyCondition matches a table's key to placeholders from n on.
+func (tx *Tx) keyCondition(t *physicalTable, from int) string {
+	conds := make([]string, len(t.Key))
+	for i, k := range t.Key {
+		conds[i] = quote(k) + " = " + tx.d.placeholder(from+i)
+	}
+	return strings.Join(conds, " AND ")
+}
+
+// keyArgs converts a key given as values, in the order of Table.Key.
+func (tx *Tx) keyArgs(t *physicalTable, key []any) ([]any, error) {
+	if len(key) != len(t.Key) {
+		return nil, fmt.Errorf("table %s: key has %d columns, got %d values: %w", t.Name, len(t.Key), len(key), ErrInvalid)
+	}
+	row := Row{}
+	for i, k := range t.Key {
+		row[k] = key[i]
+	}
+	return tx.values(t, t.Key, row)
+}
+
+// Delete removes the row with key (values in the order of Table.Key); it
+// reports whether there was one.
+func (tx *Tx) Delete(ctx context.Context, table string, key ...any) (bool, error) {
+	t, err := tx.table(table)
+	if err != nil {
+		return false, err
+	}
+	args, err := tx.keyArgs(t, key)
+	if err != nil {
+		return false, err
+	}
+	q := tx.statement(t, "delete", nil, func() string {
+		return fmt.Sprintf(`DELETE FROM %s WHERE %s`, tx.d.name(t.physical), tx.keyCondition(t, 1))
+	})
+	n, err := tx.x.exec(ctx, q, args...)
+	return n > 0, err
+}
+
+// Get returns the row with key (values in the order of Table.Key), or nil
+// when there is none. It sees what the batch wrote before it.
+func (tx *Tx) Get(ctx context.Context, table string, key ...any) (Row, error) {
+	t, err := tx.table(table)
+	if err != nil {
+		return nil, err
+	}
+	args, err := tx.keyArgs(t, key)
+	if err != nil {
+		return nil, err
+	}
+	q := tx.statement(t, "get", nil, func() string {
+		return fmt.Sprintf(`SELECT %s FROM %s WHERE %s`, columnList(columnNames(t.Table), ""), tx.d.name(t.physical), tx.keyCondition(t, 1))
+	})
+	var out Row
+	err = tx.x.query(ctx, q, args, func(values []any) error {
+		out, err = scanRow(tx.d, t.Table, values)
+		return err
+	})
+	return out, err
+}
+
+func columnNames(t *Table) []string {
+	out := make([]string, len(t.Columns))
+	for i, c := range t.Columns {
+		out[i] = c.Name
+	}
+	return out
+}
+
+// scanRow turns a row's values, in column order, into a Row.
+func scanRow(d dialect, t *Table, values []any) (Row, error) {
+	row := make(Row, len(t.Columns))
+	for i, c := range t.Columns {
+		v, err := d.fromDB(c.Type, values[i])
+		if err != nil {
+			return nil, fmt.Errorf("table %s column %s: %w", t.Name, c.Name, err)
+		}
+		row[c.Name] = v
+	}
+	return row, nil
+}
