@@ -63,6 +63,7 @@ type projector interface {
 	Status(ctx context.Context, name string) (*projection.Status, error)
 	StartRebuild(ctx context.Context, name string, swap bool) (int, error)
 	Swap(ctx context.Context, name string) error
+	CancelRebuild(ctx context.Context, name string) error
 	Compare(ctx context.Context, name string) (*projection.Diff, error)
 	Checksum(ctx context.Context, name string, generation int) (string, error)
 	DropRetired(ctx context.Context, name string) (int, error)
@@ -543,6 +544,30 @@ func TestRebuild(t *testing.T) {
 		}
 		if n, err := v2.DropRetired(ctx, "articles"); err != nil || n != 2 {
 			t.Fatalf("DropRetired = %d, %v", n, err)
+		}
+		// A cancelled rebuild's number is not given to the next one, whose
+		// checkpoints start from 0 again.
+		caughtUp := func(gen int) {
+			waitUntil(t, "the rebuild catches up", func() bool {
+				st, err := v2.Status(ctx, "articles")
+				return err == nil && st.Rebuild != nil && st.Rebuild.Generation == gen && st.Rebuild.Progress == 1
+			})
+		}
+		g4, err := v2.StartRebuild(ctx, "articles", false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		caughtUp(g4)
+		if err := v2.CancelRebuild(ctx, "articles"); err != nil {
+			t.Fatal(err)
+		}
+		g5, err := v2.StartRebuild(ctx, "articles", false)
+		if err != nil || g5 != g4+1 {
+			t.Fatalf("StartRebuild after a cancel = %d, %v; want %d", g5, err, g4+1)
+		}
+		caughtUp(g5)
+		if rebuilt, err := v2.Checksum(ctx, "articles", g5); err != nil || rebuilt != live2 {
+			t.Fatalf("rebuild after a cancel: checksum %s != %s (%v)", rebuilt, live2, err)
 		}
 	})
 }

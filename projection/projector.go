@@ -153,6 +153,7 @@ const (
 	genLive     = "live"
 	genBuilding = "building"
 	genRetired  = "retired"
+	genDropped  = "dropped" // tables gone; kept so its number is not reused
 )
 
 // generation is a row of the registry: one build of a projection's tables.

@@ -133,11 +133,12 @@ func (p *Projector[TTx]) DropRetired(ctx context.Context, name string) (int, err
 }
 
 func (p *Projector[TTx]) drop(ctx context.Context, pr *Projection, gen int, state string) error {
-	// Unregister first: a process that still runs the generation stops
-	// at its next look at the registry instead of writing to tables that
-	// are gone.
-	if _, err := p.ddl.exec(ctx, fmt.Sprintf(`DELETE FROM %s WHERE projection = %s AND generation = %s AND state = %s`,
-		p.registry(), p.d.placeholder(1), p.d.placeholder(2), p.d.placeholder(3)), pr.Name, gen, state); err != nil {
+	// Mark it dropped first: a process that still runs the generation
+	// stops at its next look at the registry instead of writing to tables
+	// that are gone. The row stays, so that its number (and with it the
+	// name of its checkpoints) is never given to another generation.
+	if _, err := p.ddl.exec(ctx, fmt.Sprintf(`UPDATE %s SET state = %s WHERE projection = %s AND generation = %s AND state = %s`,
+		p.registry(), p.d.placeholder(1), p.d.placeholder(2), p.d.placeholder(3), p.d.placeholder(4)), genDropped, pr.Name, gen, state); err != nil {
 		return fmt.Errorf("projection %s: unregister generation %d: %w", pr.Name, gen, err)
 	}
 	p.mu.Lock()

@@ -18,11 +18,12 @@ import (
 	"github.com/rawevents/rawevents"
 	"github.com/rawevents/rawevents/driver/postgres"
 	"github.com/rawevents/rawevents/driver/sqlite"
+	"github.com/rawevents/rawevents/projection"
 	"github.com/rawevents/rawevents/tasks"
 )
 
 // App is an application that "rawevents serve" runs besides the API: its
-// subscriptions (processors, projections). Each function is called once
+// subscriptions (processors), its task workers and its projections. Each function is called once
 // the store is open, with the store typed for its backend; a nil function
 // means the app does not run on that backend. Write the setup once as a
 // generic function and give it for both:
@@ -34,6 +35,15 @@ type App struct {
 	// Tasks registers the app's task workers (see package tasks); the
 	// worker role works them. Nil works none.
 	Tasks func(workers *river.Workers) error
+	// Projections are the app's read models: the projector role keeps
+	// them up to date, the API serves them under /v1/read. The app's
+	// subscriptions are their upstream stage: a query's wait_for waits
+	// for them first.
+	Projections []*projection.Projection
+	// AutoRebuild rebuilds, and swaps in, a projection whose version
+	// changed; without it the projection waits for "rawevents projections
+	// rebuild".
+	AutoRebuild bool
 }
 
 // taskQueue is a tasks.Client with its transaction type hidden.
@@ -73,11 +83,12 @@ func queueOf[TTx any](c *tasks.Client[TTx], err error) (*taskQueue, error) {
 
 // Roles a serve process can take.
 const (
-	RoleAPI    = "api"
-	RoleWorker = "worker"
+	RoleAPI       = "api"
+	RoleWorker    = "worker"
+	RoleProjector = "projector"
 )
 
-var allRoles = []string{RoleAPI, RoleWorker}
+var allRoles = []string{RoleAPI, RoleWorker, RoleProjector}
 
 // parseRoles reads a comma-separated role list.
 func parseRoles(list []string) ([]string, error) {
@@ -103,14 +114,28 @@ func parseRoles(list []string) ([]string, error) {
 type workers struct {
 	wg    sync.WaitGroup
 	names []string
+	// local are the subscriptions this process runs, by name.
+	local map[string]projection.Positioner
 	mu    sync.Mutex
 	errs  []error
+}
+
+// run runs fn in a goroutine, keeping its error under name.
+func (w *workers) run(name string, logger *slog.Logger, fn func() error) {
+	w.wg.Go(func() {
+		if err := fn(); err != nil {
+			logger.Error("stopped", "part", name, "err", err)
+			w.mu.Lock()
+			w.errs = append(w.errs, fmt.Errorf("%s: %w", name, err))
+			w.mu.Unlock()
+		}
+	})
 }
 
 // startWorkers builds the app's subscriptions for store's backend and runs
 // each in a goroutine, and starts the app's task workers.
 func startWorkers(ctx context.Context, app *App, store Store, logger *slog.Logger) (*workers, error) {
-	w := &workers{}
+	w := &workers{local: map[string]projection.Positioner{}}
 	if app == nil {
 		return w, nil
 	}
@@ -165,17 +190,12 @@ func runSubscriptions[TTx any](ctx context.Context, w *workers, store *rawevents
 			return fmt.Errorf("workers: %w", err)
 		}
 		runners = append(runners, s)
-		w.names = append(w.names, sub.Name)
+		w.local[sub.Name] = s
 	}
 	for i, s := range runners {
-		w.wg.Go(func() {
-			if err := s.Run(ctx); err != nil {
-				logger.Error("subscription stopped", "subscription", w.names[i], "err", err)
-				w.mu.Lock()
-				w.errs = append(w.errs, fmt.Errorf("subscription %s: %w", w.names[i], err))
-				w.mu.Unlock()
-			}
-		})
+		name := subs[i].Name
+		w.names = append(w.names, name)
+		w.run("subscription "+name, logger, func() error { return s.Run(ctx) })
 	}
 	return nil
 }

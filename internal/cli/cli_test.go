@@ -21,6 +21,7 @@ import (
 
 type testBundle struct {
 	store string // the SQLite file of this test
+	app   *App   // the application built into the binary, if any
 }
 
 func setup(t *testing.T) *testBundle {
@@ -38,7 +39,7 @@ type result struct {
 // file, stdin as standard input.
 func (b *testBundle) execute(ctx context.Context, stdin string, args ...string) result {
 	var stdout, stderr bytes.Buffer
-	cmd := newRootCommand(func(string) string { return "" })
+	cmd := newAppCommand(func(string) string { return "" }, b.app)
 	cmd.SetArgs(append(args, "--store", b.store))
 	cmd.SetIn(strings.NewReader(stdin))
 	cmd.SetOut(&stdout)
@@ -415,7 +416,7 @@ func TestTail(t *testing.T) {
 		out := &syncBuffer{}
 		done := make(chan error, 1)
 		go func() {
-			cmd := newRootCommand(func(string) string { return "" })
+			cmd := newAppCommand(func(string) string { return "" }, b.app)
 			cmd.SetArgs([]string{"tail", "--store", b.store})
 			cmd.SetOut(out)
 			cmd.SetErr(out)

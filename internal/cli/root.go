@@ -28,6 +28,9 @@ type GlobalOpts struct {
 	Store string
 	// JSON selects machine-readable output: one JSON object per line.
 	JSON bool
+	// ReadStore names the read models' store; empty means beside Store
+	// (see readStoreFor).
+	ReadStore string
 
 	app *App
 }
@@ -97,6 +100,8 @@ func newAppCommand(getenv func(string) string, app *App) *cobra.Command {
 	})
 	root.PersistentFlags().StringVar(&globals.Store, "store", defaultStore,
 		"event store: a postgres:// URL or a SQLite file path (env RAWEVENTS_STORE)")
+	root.PersistentFlags().StringVar(&globals.ReadStore, "read-store", getenv("RAWEVENTS_READ_STORE"),
+		"read models' store: a postgres:// URL or a SQLite file path (env RAWEVENTS_READ_STORE; default: FILE.read.db beside a SQLite store, the store's own database on PostgreSQL)")
 	root.PersistentFlags().BoolVar(&globals.JSON, "json", false, "print one JSON object per line")
 	root.AddCommand(
 		newAppendCommand(&globals),
@@ -109,6 +114,7 @@ func newAppCommand(getenv func(string) string, app *App) *cobra.Command {
 		newSubscriptionsCommand(&globals),
 		newParkedCommand(&globals, getenv),
 		newSnapshotsCommand(&globals),
+		newProjectionsCommand(&globals),
 	)
 	return root
 }

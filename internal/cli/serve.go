@@ -18,6 +18,7 @@ import (
 
 	"github.com/rawevents/rawevents/ingest"
 	"github.com/rawevents/rawevents/internal/server"
+	"github.com/rawevents/rawevents/projection"
 	"github.com/rawevents/rawevents/tasks"
 )
 
@@ -40,8 +41,9 @@ type ServeOpts struct {
 	// connections (tests use it to find a free port's number), or "" when
 	// the process runs no API.
 	Ready chan<- string
-	// Roles are the parts this process runs: "api", "worker" or both
-	// (default). Comma-separated items are split.
+	// Roles are the parts this process runs: "api", "worker",
+	// "projector", or several (default: all). Comma-separated items are
+	// split.
 	Roles []string
 	// App is the application whose subscriptions the worker role runs;
 	// nil runs none.
@@ -93,7 +95,7 @@ func newServeCommand(globals *GlobalOpts, getenv func(string) string) *cobra.Com
 	f.StringVar(&opts.Addr, "addr", "", "listen address (env RAWEVENTS_ADDR; default 127.0.0.1:8080)")
 	f.StringVar(&opts.ConfigFile, "config", "", "JSON config file (env RAWEVENTS_CONFIG)")
 	f.StringArrayVar(&opts.Tokens, "token", nil, `bearer token "name:secret:scope[,scope]" with scopes ingest, read, admin; repeatable (env RAWEVENTS_TOKENS, ';'-separated)`)
-	f.StringSliceVar(&opts.Roles, "roles", []string{RoleAPI, RoleWorker}, "what this process runs: api (HTTP), worker (subscriptions), or both (env RAWEVENTS_ROLES)")
+	f.StringSliceVar(&opts.Roles, "roles", allRoles, "what this process runs: api (HTTP), worker (processors and tasks), projector (read models); any of them (env RAWEVENTS_ROLES)")
 	f.DurationVar(&opts.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long to wait for requests in flight at shutdown")
 	return cmd
 }
@@ -167,17 +169,37 @@ func (o *ServeOpts) Run(ctx context.Context, out io.Writer) error {
 	}
 	defer store.Close() //nolint:errcheck // closing after a clean shutdown
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopWork()
-	var work *workers
+	work := &workers{local: map[string]projection.Positioner{}}
+	var closeRead func() error
+	// The workers stop before the read models and the store close, on
+	// every path.
+	defer func() {
+		stopWork()
+		work.wait() //nolint:errcheck // reported below on the normal path
+		if closeRead != nil {
+			closeRead() //nolint:errcheck // closing after the workers stopped
+		}
+	}()
 	if slices.Contains(o.roles, RoleWorker) {
-		if work, err = startWorkers(workCtx, o.App, store, logger); err != nil {
+		started, err := startWorkers(workCtx, o.App, store, logger)
+		if err != nil {
 			return err
 		}
-		defer work.wait() //nolint:errcheck // reported below on the normal path
+		work = started
 		if len(work.names) == 0 {
 			fmt.Fprintln(out, "rawevents worker: no application registered, no subscriptions to run")
 		} else {
 			fmt.Fprintf(out, "rawevents worker running %s\n", strings.Join(work.names, ", "))
+		}
+	}
+	var rm readModels
+	if o.App != nil && len(o.App.Projections) > 0 && (slices.Contains(o.roles, RoleAPI) || slices.Contains(o.roles, RoleProjector)) {
+		if rm, closeRead, err = openReadModels(ctx, store, o.Store, o.ReadStore, o.App, work.local); err != nil {
+			return err
+		}
+		if slices.Contains(o.roles, RoleProjector) {
+			work.run("projections", logger, func() error { return rm.Run(workCtx) })
+			fmt.Fprintf(out, "rawevents projector running %s (read models in %s)\n", strings.Join(rm.Names(), ", "), redact(cmp.Or(o.ReadStore, readStoreFor(o.Store))))
 		}
 	}
 	if !slices.Contains(o.roles, RoleAPI) {
@@ -190,20 +212,17 @@ func (o *ServeOpts) Run(ctx context.Context, out io.Writer) error {
 		fmt.Fprintln(out, "rawevents stopped")
 		return err
 	}
-	serveErr := o.serveAPI(ctx, out, store, logger)
+	serveErr := o.serveAPI(ctx, out, store, rm, logger)
 	// The API is down: requests in flight were answered. The workers stop
 	// next, before the store closes.
 	stopWork()
-	var workErr error
-	if work != nil {
-		workErr = work.wait()
-	}
+	workErr := work.wait()
 	fmt.Fprintln(out, "rawevents stopped")
 	return errors.Join(serveErr, workErr)
 }
 
 // serveAPI runs the HTTP API until ctx ends.
-func (o *ServeOpts) serveAPI(ctx context.Context, out io.Writer, store Store, logger *slog.Logger) error {
+func (o *ServeOpts) serveAPI(ctx context.Context, out io.Writer, store Store, rm readModels, logger *slog.Logger) error {
 	// SQLite writes one transaction at a time: one committer, with larger
 	// transactions to spread each commit's page writes over more events.
 	// PostgreSQL commits several transactions at once.
@@ -221,11 +240,15 @@ func (o *ServeOpts) serveAPI(ctx context.Context, out io.Writer, store Store, lo
 	if err != nil {
 		return err
 	}
-	srv, err := server.New(server.Config{
+	config := server.Config{
 		Store: store, Ingester: in, Tokens: o.tokens, Sources: o.file.Sources,
 		MaxEventBytes: o.file.MaxEventBytes, MaxBatchBytes: o.file.MaxBatchBytes, Logger: logger,
 		TasksUI: ui,
-	})
+	}
+	if rm != nil {
+		config.ReadModels = rm
+	}
+	srv, err := server.New(config)
 	if err != nil {
 		return err
 	}

@@ -115,9 +115,9 @@ func TestServeRunsWorkers(t *testing.T) {
 
 func TestServeRolesValidate(t *testing.T) {
 	t.Parallel()
-	opts := &ServeOpts{GlobalOpts: GlobalOpts{Store: "x.db"}, Roles: []string{"api,projector"}, ShutdownTimeout: time.Second}
+	opts := &ServeOpts{GlobalOpts: GlobalOpts{Store: "x.db"}, Roles: []string{"api,reporter"}, ShutdownTimeout: time.Second}
 	err := opts.Validate()
-	if err == nil || !strings.Contains(err.Error(), `"projector" is not a role`) {
+	if err == nil || !strings.Contains(err.Error(), `"reporter" is not a role`) {
 		t.Fatalf("validate: %v", err)
 	}
 	// A worker-only process listens nowhere, so it needs no tokens even

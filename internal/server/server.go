@@ -1,5 +1,5 @@
 // Package server is rawevents' HTTP API: CloudEvents ingestion, signed
-// webhooks, and reads of the log, built with huma on net/http. Every error
+// webhooks, reads of the log, and queries of the read models, built with huma on net/http. Every error
 // is an RFC 9457 problem detail; the OpenAPI 3.1 description is served at
 // /openapi.json and /openapi.yaml and rendered, offline, at /docs.
 package server
@@ -44,6 +44,9 @@ type Config struct {
 	MaxEventBytes, MaxBatchBytes int64
 	// Logger receives one line per failed request. Default slog.Default().
 	Logger *slog.Logger
+	// ReadModels, when set, are the projections the query API serves
+	// under /v1/read and reports on under /v1/projections.
+	ReadModels ReadModels
 	// TasksUI, when set, is the task queue's web UI, served under
 	// TasksUIPath to admin tokens only.
 	TasksUI http.Handler
@@ -82,7 +85,7 @@ func New(config Config) (*Server, error) {
 
 	mux := http.NewServeMux()
 	hc := huma.DefaultConfig("rawevents API", "1.0.0")
-	hc.Info.Description = "Send raw events (CloudEvents over HTTP, signed webhooks) and read the event log back."
+	hc.Info.Description = "Send raw events (CloudEvents over HTTP, signed webhooks), read the event log back, and query the read models projected from it."
 	hc.DocsPath = ""     // served offline by apidocs below
 	hc.CreateHooks = nil // no "$schema" link in every response body
 	hc.OpenAPIPath = "/openapi"
@@ -98,6 +101,9 @@ func New(config Config) (*Server, error) {
 	s.registerWebhooks()
 	s.registerReads()
 	s.registerAdmin()
+	if config.ReadModels != nil {
+		s.registerReadModels()
+	}
 	apidocs.Mount(mux, "/openapi.yaml")
 	if config.TasksUI != nil {
 		mux.Handle(TasksUIPath+"/", s.requireAdmin(config.TasksUI))

@@ -1,6 +1,7 @@
 // Command bank is the rawevents binary with the bank application in it:
-// "bank serve" runs the HTTP API and, in its worker role, the bank's
-// processor and the tasks it leads to. Every other rawevents command works
+// "bank serve" runs the HTTP API, in its worker role the bank's processor
+// and the tasks it leads to, and in its projector role the accounts read
+// model that the API serves under /v1/read/accounts. Every other rawevents command works
 // as it does in rawevents.
 package main
 
@@ -19,6 +20,7 @@ import (
 	"github.com/rawevents/rawevents/event"
 	"github.com/rawevents/rawevents/examples/bank"
 	"github.com/rawevents/rawevents/internal/cli"
+	"github.com/rawevents/rawevents/projection"
 	"github.com/rawevents/rawevents/tasks"
 )
 
@@ -41,6 +43,7 @@ func main() {
 		Tasks: func(workers *river.Workers) error {
 			return river.AddWorkerSafely(workers, river.WorkFunc(sendNotice))
 		},
+		Projections: []*projection.Projection{bank.Accounts()},
 	}))
 }
 
