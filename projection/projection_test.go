@@ -628,3 +628,26 @@ func TestDefinitionErrors(t *testing.T) {
 		t.Error("the memory store holds no read models, want an error")
 	}
 }
+
+// TestAutoRebuild: with AutoRebuild, a projection whose version changed
+// rebuilds and swaps itself in.
+func TestAutoRebuild(t *testing.T) {
+	forBackends(t, func(t *testing.T, newHarness func(t *testing.T) harness) {
+		h := newHarness(t)
+		ctx := context.Background()
+		last := h.appendJSON("a-1", "article.published", article{ID: "a-1", Title: "t", Author: "ann", Words: 500})
+		v1 := h.projector(nil, articles(1))
+		if err := v1.Setup(ctx); err != nil {
+			t.Fatal(err)
+		}
+		v2 := h.projector(&projection.Options{AutoRebuild: true}, articles(2))
+		run(t, v2)
+		waitUntil(t, "version 2 is live", func() bool {
+			st, err := v2.Status(ctx, "articles")
+			return err == nil && st.BuiltVersion == 2 && st.Generation == 2 && st.Rebuild == nil && st.Position >= last
+		})
+		if row, err := v2.Get(ctx, "articles", "article", "a-1"); err != nil || row["featured"] != true {
+			t.Fatalf("a-1 = %v, %v", row, err)
+		}
+	})
+}
