@@ -145,7 +145,7 @@ func articles(version int) *projection.Projection {
 	return &projection.Projection{
 		Name:    "articles",
 		Version: version,
-		Types:   []string{"article.published", "article.retitled", "article.deleted"},
+		Types:   []string{"article.published", "article.retitled", "article.deleted", "author.retired"},
 		Tables: []projection.Table{
 			{
 				Name: "article",
@@ -189,6 +189,17 @@ func articles(version int) *projection.Projection {
 			case "article.retitled":
 				_, err := tx.Update(ctx, "article", projection.Row{"id": a.ID, "title": a.Title})
 				return err
+			case "author.retired":
+				rows, err := tx.List(ctx, "article", projection.Row{"author": a.Author})
+				if err != nil {
+					return err
+				}
+				for _, r := range rows {
+					if _, err := tx.Delete(ctx, "article", r["id"]); err != nil {
+						return err
+					}
+				}
+				return tx.Upsert(ctx, "author", projection.Row{"name": a.Author, "articles": 0, "words": 0.0})
 			case "article.deleted":
 				old, err := tx.Get(ctx, "article", a.ID)
 				if err != nil || old == nil {
@@ -214,7 +225,10 @@ func TestProjectAndQuery(t *testing.T) {
 		h.appendJSON("other", "unrelated", map[string]int{"n": 1})
 		h.appendJSON("a-3", "article.retitled", article{ID: "a-3", Title: "The quick red fox"})
 		h.appendJSON("a-4", "article.published", article{ID: "a-4", Title: "Gone soon", Body: "deleted", Author: "bob", Words: 10})
-		last := h.appendJSON("a-4", "article.deleted", article{ID: "a-4"})
+		h.appendJSON("a-4", "article.deleted", article{ID: "a-4"})
+		h.appendJSON("z-1", "article.published", article{ID: "z-1", Title: "z", Author: "zed", Words: 1})
+		h.appendJSON("z-2", "article.published", article{ID: "z-2", Title: "z", Author: "zed", Words: 1})
+		last := h.appendJSON("zed", "author.retired", article{Author: "zed"})
 
 		p := h.projector(nil, articles(1))
 		run(t, p)
@@ -244,6 +258,9 @@ func TestProjectAndQuery(t *testing.T) {
 		ann, err := p.Get(ctx, "articles", "author", "ann")
 		if err != nil || ann["articles"] != int64(2) || ann["words"] != 170.0 {
 			t.Fatalf("ann = %v, %v", ann, err)
+		}
+		if zed, err := p.Get(ctx, "articles", "author", "zed"); err != nil || zed["articles"] != int64(0) {
+			t.Fatalf("zed = %v, %v", zed, err)
 		}
 		bob, err := p.Get(ctx, "articles", "author", "bob")
 		if err != nil || bob["articles"] != int64(1) || bob["words"] != 80.0 {

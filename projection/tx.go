@@ -235,6 +235,47 @@ func (tx *Tx) Get(ctx context.Context, table string, key ...any) (Row, error) {
 	return out, err
 }
 
+// List returns the rows whose columns equal the values of filters (every
+// row when filters is empty), in key order. It sees what the batch wrote
+// before it. Filter on key or indexed columns to keep it fast.
+func (tx *Tx) List(ctx context.Context, table string, filters Row) ([]Row, error) {
+	t, err := tx.table(table)
+	if err != nil {
+		return nil, err
+	}
+	var cols []string
+	for _, c := range t.Columns {
+		if _, ok := filters[c.Name]; ok {
+			cols = append(cols, c.Name)
+		}
+	}
+	if len(cols) != len(filters) {
+		return nil, fmt.Errorf("table %s: List filters on a column it does not have: %w", t.Name, ErrInvalid)
+	}
+	args, err := tx.values(t, cols, filters)
+	if err != nil {
+		return nil, err
+	}
+	q := tx.statement(t, "list", cols, func() string {
+		where := ""
+		if len(cols) > 0 {
+			conds := make([]string, len(cols))
+			for i, c := range cols {
+				conds[i] = quote(c) + " = " + tx.d.placeholder(i+1)
+			}
+			where = " WHERE " + strings.Join(conds, " AND ")
+		}
+		return fmt.Sprintf(`SELECT %s FROM %s%s ORDER BY %s`, columnList(columnNames(t.Table), ""), tx.d.name(t.physical), where, columnList(t.Key, ""))
+	})
+	var rows []Row
+	err = tx.x.query(ctx, q, args, func(values []any) error {
+		row, err := scanRow(tx.d, t.Table, values)
+		rows = append(rows, row)
+		return err
+	})
+	return rows, err
+}
+
 func columnNames(t *Table) []string {
 	out := make([]string, len(t.Columns))
 	for i, c := range t.Columns {
