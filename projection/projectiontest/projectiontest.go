@@ -117,8 +117,9 @@ func (f *Fixture) Rows(t testing.TB, table string) []projection.Row {
 	}
 }
 
-// Then checks that a table holds exactly the rows want, matched by key;
-// a column a wanted row leaves out is not compared. Numbers may be given
+// Then checks that a table holds exactly the rows want, matched by key
+// (every wanted row gives its key columns); another column a wanted row
+// leaves out is not compared. Numbers may be given
 // as any Go integer or float, times in any zone. The first Then also
 // checks that a rebuild from scratch gives the same read model.
 func (f *Fixture) Then(t testing.TB, table string, want ...projection.Row) *Fixture {
@@ -139,6 +140,11 @@ func (f *Fixture) Then(t testing.TB, table string, want ...projection.Row) *Fixt
 	var problems []string
 	seen := map[string]bool{}
 	for _, w := range want {
+		for _, k := range spec.Key {
+			if _, ok := w[k]; !ok {
+				t.Fatalf("projectiontest: %s.%s: a wanted row must give its key; %v lacks %s", f.p.Name, table, w, k)
+			}
+		}
 		k := keyString(spec, w)
 		seen[k] = true
 		g, ok := got[k]
