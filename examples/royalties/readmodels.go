@@ -22,7 +22,9 @@ func decode[E any](e event.Event) (E, error) {
 }
 
 // isrcOf is the ISRC of a track's stream.
-func isrcOf(e event.Event) string { return strings.TrimPrefix(e.StreamID, TrackAggregate().StreamID("")) }
+func isrcOf(e event.Event) string {
+	return strings.TrimPrefix(e.StreamID, TrackAggregate().StreamID(""))
+}
 
 // Catalog is the catalog: tracks searchable by title and artists, and by
 // exact ISRC (/v1/read/catalog/track/{isrc}).

@@ -169,7 +169,7 @@ type (
 	// RecordUsage records a usage report.
 	RecordUsage struct {
 		ISRC, Report, Platform, Territory, Period, Corrects string
-		Plays                                              int64
+		Plays                                               int64
 	}
 )
 

@@ -92,8 +92,8 @@ func TestEarnings(t *testing.T) {
 			Data: royalties.RatePublished{Platform: "streamfy", Territory: "US", Rate: r}}
 	}
 	projectiontest.Given(t, royalties.Earnings(),
-		alloc("r1", 600_000), // 100 plays at 60%, before the rate is known
-		rate(3_500),          // 0.0035 a play: 100 * 0.6 * 0.0035 = 0.21
+		alloc("r1", 600_000),                        // 100 plays at 60%, before the rate is known
+		rate(3_500),                                 // 0.0035 a play: 100 * 0.6 * 0.0035 = 0.21
 		alloc("r1", -600_000), alloc("r2", 540_000), // corrected to 90 plays
 	).
 		Then(t, "earnings", projection.Row{"holder": "ana", "month": "2025-02", "platform": "streamfy", "amount": 189_000}).
