@@ -135,7 +135,7 @@ func (d *Data) JSON() []json.RawMessage {
 
 // History returns the items up to the last full month: what Handler
 // serves.
-func (d *Data) History() []Item { return d.Items[:d.HistoryLen] }
+func (d *Data) History() []Item { return d.Items[:d.HistoryLen:d.HistoryLen] }
 
 // Live returns the current month's items: what Send delivers.
 func (d *Data) Live() []Item { return d.Items[d.HistoryLen:] }
