@@ -329,7 +329,7 @@ var raceEnabled = func() bool {
 
 // TestCrashExactlyOnce kills a projector process with SIGKILL at random
 // points while it projects 50,000 events (under the race detector 5,000
-// on SQLite, 20,000 on PostgreSQL), restarting it each time, and lets a
+// on SQLite, 15,000 on PostgreSQL), restarting it each time, and lets a
 // last one finish: no event is lost or applied twice (each stream's
 // counter is its number of events and nothing is parked), and the read
 // model equals a rebuild from scratch.
@@ -344,7 +344,7 @@ func TestCrashExactlyOnce(t *testing.T) {
 	t.Run("Postgres", func(t *testing.T) {
 		t.Parallel()
 		store := rawtest.Postgres(t)
-		crashExactlyOnce(t, store, store, childConfig{Schema: store.Driver().(*postgres.Driver).Schema()}, raceScaled(100, 40))
+		crashExactlyOnce(t, store, store, childConfig{Schema: store.Driver().(*postgres.Driver).Schema()}, raceScaled(100, 30))
 	})
 }
 
