@@ -145,8 +145,8 @@ func counts(partitions int) *projection.Projection {
 			Key:    []string{"stream"},
 			Search: []string{"note"},
 		}},
-		Partitions:  partitions,
-		BatchSize:   100, // commits often, so that kills fall between batches too
+		Partitions:  partitions, // by stream, the default key
+		BatchSize:   100,        // commits often, so that kills fall between batches too
 		MaxAttempts: 2,
 		Backoff:     func(int) time.Duration { return time.Millisecond },
 		Handle: func(ctx context.Context, tx *projection.Tx, e event.Event) error {
