@@ -250,9 +250,7 @@ func (p *Projector[TTx]) Status(ctx context.Context, name string) (*Status, erro
 			st.State = StateCatchingUp
 		}
 	}
-	p.mu.Lock()
-	failed := p.failed[name]
-	p.mu.Unlock()
+	failed := p.failure(name)
 	switch {
 	case failed != nil:
 		st.State, st.Error = StateFailed, failed.Error()

@@ -76,7 +76,11 @@ type Projector[TTx any] struct {
 
 	mu      sync.Mutex
 	running map[string]*generationRun[TTx] // by subscription name
-	failed  map[string]error               // by projection
+
+	// failedMu guards failed apart from mu: a generation's goroutine
+	// records its failure while reconcile, holding mu, waits for it to end.
+	failedMu sync.Mutex
+	failed   map[string]error // by projection: strict stops, for good
 	samples map[string][]sample            // by projection, for Reflects
 
 	setupMu sync.Mutex
@@ -397,7 +401,7 @@ func (p *Projector[TTx]) reconcile(ctx context.Context, name string, warned map[
 			select {
 			case <-run.done:
 				delete(p.running, sub) // stopped by itself: start again unless it failed for good
-				if p.failed[name] != nil {
+				if p.failure(name) != nil {
 					continue
 				}
 			default:
@@ -443,14 +447,25 @@ func (p *Projector[TTx]) start(ctx context.Context, pr *Projection, gen int) err
 	go func() {
 		defer close(run.done)
 		err := sub.Run(rctx)
-		if err != nil && rctx.Err() == nil {
+		switch {
+		case err == nil || rctx.Err() != nil:
+		case errors.Is(err, rawevents.ErrStrictStop):
 			p.opts.Logger.Error("projection stopped", "projection", pr.Name, "generation", gen, "err", err)
-			p.mu.Lock()
+			p.failedMu.Lock()
 			p.failed[pr.Name] = err
-			p.mu.Unlock()
+			p.failedMu.Unlock()
+		default:
+			p.opts.Logger.Warn("projection stopped; starting it again", "projection", pr.Name, "generation", gen, "err", err)
 		}
 	}()
 	return nil
+}
+
+// failure returns why a projection stopped for good, or nil.
+func (p *Projector[TTx]) failure(name string) error {
+	p.failedMu.Lock()
+	defer p.failedMu.Unlock()
+	return p.failed[name]
 }
 
 func (p *Projector[TTx]) stopAll() {
