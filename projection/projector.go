@@ -80,8 +80,8 @@ type Projector[TTx any] struct {
 	// failedMu guards failed apart from mu: a generation's goroutine
 	// records its failure while reconcile, holding mu, waits for it to end.
 	failedMu sync.Mutex
-	failed   map[string]error // by projection: strict stops, for good
-	samples map[string][]sample            // by projection, for Reflects
+	failed   map[string]error    // by projection: strict stops, for good
+	samples  map[string][]sample // by projection, for Reflects
 
 	setupMu sync.Mutex
 	setup   bool
