@@ -127,7 +127,8 @@ func (d sqliteDialect) createTable(physical string, t *Table) []string {
 				quote(physical+"_ai"), q, fts, cols, columnList(t.Search, "new.")),
 			fmt.Sprintf(`CREATE TRIGGER IF NOT EXISTS %s AFTER DELETE ON %s BEGIN INSERT INTO %s (%s, rowid, %s) VALUES ('delete', old._rowid, %s); END`,
 				quote(physical+"_ad"), q, fts, fts, cols, columnList(t.Search, "old.")),
-			fmt.Sprintf(`CREATE TRIGGER IF NOT EXISTS %s AFTER UPDATE ON %s BEGIN INSERT INTO %s (%s, rowid, %s) VALUES ('delete', old._rowid, %s); INSERT INTO %s (rowid, %s) VALUES (new._rowid, %s); END`,
+			// Only an update of a search column changes the index.
+			fmt.Sprintf(`CREATE TRIGGER IF NOT EXISTS %s AFTER UPDATE OF `+cols+` ON %s BEGIN INSERT INTO %s (%s, rowid, %s) VALUES ('delete', old._rowid, %s); INSERT INTO %s (rowid, %s) VALUES (new._rowid, %s); END`,
 				quote(physical+"_au"), q, fts, fts, cols, columnList(t.Search, "old."), fts, cols, columnList(t.Search, "new.")),
 		)
 	}
