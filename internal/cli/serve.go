@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/rawevents/rawevents/backfill"
 	"github.com/rawevents/rawevents/ingest"
 	"github.com/rawevents/rawevents/internal/server"
 	"github.com/rawevents/rawevents/projection"
@@ -62,6 +63,8 @@ type FileConfig struct {
 	Sources       map[string]server.WebhookSource `json:"sources"`
 	MaxEventBytes int64                           `json:"max_event_bytes"`
 	MaxBatchBytes int64                           `json:"max_batch_bytes"`
+	// Backfills are the backfills "rawevents backfill NAME" runs, by name.
+	Backfills map[string]backfill.HTTPConfig `json:"backfills,omitempty"`
 }
 
 func newServeCommand(globals *GlobalOpts, getenv func(string) string) *cobra.Command {
