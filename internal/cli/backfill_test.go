@@ -399,3 +399,19 @@ func statusOf(t *testing.T, dsn, name string) *backfill.Progress {
 	}
 	return p
 }
+
+// TestServeValidatesBackfills: "rawevents serve" reads the same file, and
+// refuses one whose backfills are wrong rather than keep the mistake for
+// the first "rawevents backfill".
+func TestServeValidatesBackfills(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "rawevents.json")
+	if err := os.WriteFile(path, []byte(`{"backfills": {"b": {"url": "http://x/"}, "a": {"url": "http://x/", "next": "/n", "id": "/id", "type_value": "t"}}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	opts := ServeOpts{ConfigFile: path, ShutdownTimeout: time.Second}
+	err := opts.Validate()
+	if err == nil || !strings.Contains(err.Error(), `backfill "b": next is required`) || strings.Contains(err.Error(), `backfill "a"`) {
+		t.Fatalf("err = %v, want b's problems only", err)
+	}
+}

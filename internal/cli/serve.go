@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"slices"
@@ -146,6 +147,11 @@ func (o *ServeOpts) Validate() error {
 	}
 	if o.ShutdownTimeout <= 0 {
 		errs = append(errs, errors.New("--shutdown-timeout must be positive"))
+	}
+	for _, name := range slices.Sorted(maps.Keys(o.file.Backfills)) {
+		if err := o.file.Backfills[name].Validate(name); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
 }
