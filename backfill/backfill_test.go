@@ -485,6 +485,21 @@ func TestRun(t *testing.T) {
 	})
 }
 
+func TestRunSliceEndsBeforeASlowRateWait(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	// One page every 100 s: the second would start long after the slice.
+	r := b.runner(t, &backfill.Backfill{Name: "slow", Source: &pager{items: items(30), size: 10}, EventSource: "slow", Rate: 0.01})
+	start := time.Now()
+	p, err := r.Run(t.Context(), "slow", &backfill.RunOpts{MaxDuration: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.State != backfill.StateInProgress || p.Pages != 1 || time.Since(start) > 4*time.Second {
+		t.Errorf("progress %+v after %v, want one page and a prompt end of the slice", p, time.Since(start))
+	}
+}
+
 func TestNewRunnerRejectsBadConfig(t *testing.T) {
 	t.Parallel()
 	b := setup(t)

@@ -197,8 +197,12 @@ func (r *Runner) Run(ctx context.Context, name string, opts *RunOpts) (*Progress
 	if limit > 0 {
 		limiter = rate.NewLimiter(rate.Limit(limit), 1)
 	}
-	for {
-		if err := limiter.Wait(ctx); err != nil {
+	for pages := 0; ; pages++ {
+		wait := limiter.Reserve().Delay()
+		if pages > 0 && o.MaxDuration > 0 && r.config.Now().Add(wait).Sub(started) >= o.MaxDuration {
+			return p, nil // the slice would end while waiting for the rate limit
+		}
+		if err := sleep(ctx, wait); err != nil {
 			return p, r.stop(ctx, p, o.Actor, err)
 		}
 		cursor := p.Cursor
@@ -250,6 +254,21 @@ func (r *Runner) Run(ctx context.Context, name string, opts *RunOpts) (*Progress
 		case o.MaxDuration > 0 && r.config.Now().Sub(started) >= o.MaxDuration:
 			return p, nil
 		}
+	}
+}
+
+// sleep waits for d or for the end of ctx.
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
 	}
 }
 

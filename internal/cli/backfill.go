@@ -59,9 +59,13 @@ type BackfillSummary struct {
 
 // BackfillRunCounts are the counts of one run.
 type BackfillRunCounts struct {
-	Pages      int64 `json:"pages"`
-	Items      int64 `json:"items"`
-	Stored     int64 `json:"stored"`
+	// Pages counts the pages this run stored.
+	Pages int64 `json:"pages"`
+	// Items counts the items this run pulled: Stored plus Duplicates.
+	Items int64 `json:"items"`
+	// Stored counts the items this run stored as new raw events.
+	Stored int64 `json:"stored"`
+	// Duplicates counts the items this run found in the log already.
 	Duplicates int64 `json:"duplicates"`
 }
 

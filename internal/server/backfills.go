@@ -14,6 +14,7 @@ import (
 // BackfillPage is a page of backfills, in name order, and where the next
 // one starts.
 type BackfillPage struct {
+	// Backfills are the page's backfills, each with its progress.
 	Backfills []backfill.Progress `json:"backfills"`
 	// Next is the cursor of the next page (the last name returned); equal
 	// to the request's when the page is empty.
