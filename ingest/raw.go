@@ -75,6 +75,9 @@ type Transport struct {
 	// Verified says how the delivery was authenticated beyond the token,
 	// e.g. "hmac-sha256" for a signed webhook.
 	Verified string
+	// Backfill names the backfill that pulled the event from its source's
+	// API (see package backfill); empty for deliveries.
+	Backfill string
 }
 
 func (t Transport) extra() map[string]string {
@@ -82,6 +85,7 @@ func (t Transport) extra() map[string]string {
 	for k, v := range map[string]string{
 		"received_via": t.Mode, "remote_addr": t.RemoteAddr, "user_agent": t.UserAgent,
 		"content_type": t.ContentType, "token": t.Token, "request_id": t.RequestID, "verified": t.Verified,
+		"backfill": t.Backfill,
 	} {
 		if v != "" {
 			m[k] = v

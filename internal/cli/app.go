@@ -16,6 +16,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/rawevents/rawevents"
+	"github.com/rawevents/rawevents/backfill"
 	"github.com/rawevents/rawevents/driver/postgres"
 	"github.com/rawevents/rawevents/driver/sqlite"
 	"github.com/rawevents/rawevents/projection"
@@ -44,6 +45,10 @@ type App struct {
 	// changed; without it the projection waits for "rawevents projections
 	// rebuild".
 	AutoRebuild bool
+	// Backfills are the app's backfills from sources written in Go (see
+	// package backfill), which "backfill NAME" runs besides those of the
+	// config file.
+	Backfills []*backfill.Backfill
 }
 
 // taskQueue is a tasks.Client with its transaction type hidden.

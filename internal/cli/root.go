@@ -115,6 +115,7 @@ func newAppCommand(getenv func(string) string, app *App) *cobra.Command {
 		newParkedCommand(&globals, getenv),
 		newSnapshotsCommand(&globals),
 		newProjectionsCommand(&globals),
+		newBackfillCommand(&globals, getenv),
 	)
 	return root
 }

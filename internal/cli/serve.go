@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"slices"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/rawevents/rawevents/backfill"
 	"github.com/rawevents/rawevents/ingest"
 	"github.com/rawevents/rawevents/internal/server"
 	"github.com/rawevents/rawevents/projection"
@@ -62,6 +64,8 @@ type FileConfig struct {
 	Sources       map[string]server.WebhookSource `json:"sources"`
 	MaxEventBytes int64                           `json:"max_event_bytes"`
 	MaxBatchBytes int64                           `json:"max_batch_bytes"`
+	// Backfills are the backfills "rawevents backfill NAME" runs, by name.
+	Backfills map[string]backfill.HTTPConfig `json:"backfills,omitempty"`
 }
 
 func newServeCommand(globals *GlobalOpts, getenv func(string) string) *cobra.Command {
@@ -143,6 +147,11 @@ func (o *ServeOpts) Validate() error {
 	}
 	if o.ShutdownTimeout <= 0 {
 		errs = append(errs, errors.New("--shutdown-timeout must be positive"))
+	}
+	for _, name := range slices.Sorted(maps.Keys(o.file.Backfills)) {
+		if err := o.file.Backfills[name].Validate(name); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -101,6 +101,7 @@ func New(config Config) (*Server, error) {
 	s.registerWebhooks()
 	s.registerReads()
 	s.registerAdmin()
+	s.registerBackfills()
 	if config.ReadModels != nil {
 		s.registerReadModels()
 	}
