@@ -167,13 +167,9 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 		return errors.Join(err, stop())
 	}
 	backfilled := time.Since(started)
-	caught, err := caughtUp(ctx, base)
-	if err != nil {
+	if err := stages(ctx, out, base, started, backfilled); err != nil {
 		return errors.Join(err, stop())
 	}
-	fmt.Fprintf(out, "pipeline caught up %s after the start: backfill %s, then processing and projections %s (%d raw events, %d events in all)\n",
-		time.Since(started).Round(time.Millisecond), backfilled.Round(time.Millisecond), (time.Since(started) - backfilled).Round(time.Millisecond),
-		data.HistoryLen, caught)
 
 	// The present: live usage by signed webhooks, carrying on after what
 	// an earlier run sent.
@@ -295,6 +291,51 @@ func writeConfig(cfg Config, st *state, platformURL string) error {
 		return err
 	}
 	return os.WriteFile(filepath.Join(cfg.Dir, configFile), raw, 0o600)
+}
+
+// stages waits for the processor and then the read models to apply what
+// the backfill stored, and prints when each stage was done: they run at
+// once, each behind the one before.
+func stages(ctx context.Context, out io.Writer, base string, started time.Time, backfilled time.Duration) error {
+	var raw struct {
+		Head int64 `json:"head"`
+	}
+	if err := getJSON(ctx, base+"/v1/subscriptions/processor:royalties", &raw); err != nil {
+		return err
+	}
+	for {
+		var st struct {
+			Position int64 `json:"position"`
+		}
+		if err := getJSON(ctx, base+"/v1/subscriptions/processor:royalties", &st); err != nil {
+			return err
+		}
+		if st.Position >= raw.Head {
+			break
+		}
+		if err := sleep(ctx, 20*time.Millisecond); err != nil {
+			return err
+		}
+	}
+	processed := time.Since(started)
+	head, err := caughtUp(ctx, base)
+	if err != nil {
+		return err
+	}
+	projected := time.Since(started)
+	fmt.Fprintf(out, "pipeline caught up in %s: ingestion (backfill) done at %s, processing at %s, read models at %s; %d events in the log, %.0f events/s through the pipeline\n",
+		projected.Round(time.Millisecond), backfilled.Round(time.Millisecond), processed.Round(time.Millisecond), projected.Round(time.Millisecond),
+		head, float64(head)/projected.Seconds())
+	return nil
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
 }
 
 // caughtUp waits until the processor and every projection have applied
