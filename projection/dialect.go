@@ -28,6 +28,10 @@ type dialect interface {
 	placeholder(n int) string
 	createTable(physical string, t *Table) []string
 	dropTable(physical string, t *Table) []string
+	// flushSearch brings a table's full-text index up to date with the
+	// rows the transaction changed, before it commits; nil when the
+	// database keeps it up to date by itself.
+	flushSearch(physical string, t *Table) []string
 	columnType(Type) string
 	// toDB converts a Go value for a column of type typ.
 	toDB(typ Type, v any) (any, error)
@@ -118,27 +122,44 @@ func (d sqliteDialect) createTable(physical string, t *Table) []string {
 	}
 	stmts = append(stmts, createIndexes(q, physical, t)...)
 	if len(t.Search) > 0 {
-		fts := quote(physical + "_fts")
-		cols := columnList(t.Search, "")
+		// The full-text index is contentless and brought up to date once
+		// per batch (see flushSearch), not row by row: FTS5 writes its
+		// pending changes out at every statement, and a segment per row
+		// costs more in merges than the rows themselves. Triggers note
+		// which rows changed.
+		dirty := quote(physical + "_dirty")
 		stmts = append(stmts,
-			fmt.Sprintf(`CREATE VIRTUAL TABLE IF NOT EXISTS %s USING fts5(%s, content=%s, content_rowid='_rowid', tokenize='porter unicode61 remove_diacritics 2')`,
-				fts, cols, "'"+physical+"'"),
-			fmt.Sprintf(`CREATE TRIGGER IF NOT EXISTS %s AFTER INSERT ON %s BEGIN INSERT INTO %s (rowid, %s) VALUES (new._rowid, %s); END`,
-				quote(physical+"_ai"), q, fts, cols, columnList(t.Search, "new.")),
-			fmt.Sprintf(`CREATE TRIGGER IF NOT EXISTS %s AFTER DELETE ON %s BEGIN INSERT INTO %s (%s, rowid, %s) VALUES ('delete', old._rowid, %s); END`,
-				quote(physical+"_ad"), q, fts, fts, cols, columnList(t.Search, "old.")),
+			fmt.Sprintf(`CREATE VIRTUAL TABLE IF NOT EXISTS %s USING fts5(%s, content='', contentless_delete=1, tokenize='porter unicode61 remove_diacritics 2')`,
+				quote(physical+"_fts"), columnList(t.Search, "")),
+			fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (rowid INTEGER PRIMARY KEY)`, dirty),
+			fmt.Sprintf(`CREATE TRIGGER IF NOT EXISTS %s AFTER INSERT ON %s BEGIN INSERT OR IGNORE INTO %s VALUES (new._rowid); END`,
+				quote(physical+"_ai"), q, dirty),
+			fmt.Sprintf(`CREATE TRIGGER IF NOT EXISTS %s AFTER DELETE ON %s BEGIN INSERT OR IGNORE INTO %s VALUES (old._rowid); END`,
+				quote(physical+"_ad"), q, dirty),
 			// Only an update of a search column changes the index.
-			fmt.Sprintf(`CREATE TRIGGER IF NOT EXISTS %s AFTER UPDATE OF `+cols+` ON %s BEGIN INSERT INTO %s (%s, rowid, %s) VALUES ('delete', old._rowid, %s); INSERT INTO %s (rowid, %s) VALUES (new._rowid, %s); END`,
-				quote(physical+"_au"), q, fts, fts, cols, columnList(t.Search, "old."), fts, cols, columnList(t.Search, "new.")),
+			fmt.Sprintf(`CREATE TRIGGER IF NOT EXISTS %s AFTER UPDATE OF %s ON %s BEGIN INSERT OR IGNORE INTO %s VALUES (new._rowid); END`,
+				quote(physical+"_au"), columnList(t.Search, ""), q, dirty),
 		)
 	}
 	return stmts
 }
 
+func (d sqliteDialect) flushSearch(physical string, t *Table) []string {
+	fts, dirty := quote(physical+"_fts"), quote(physical+"_dirty")
+	cols := columnList(t.Search, "")
+	return []string{
+		fmt.Sprintf(`DELETE FROM %s WHERE rowid IN (SELECT rowid FROM %s)`, fts, dirty),
+		fmt.Sprintf(`INSERT INTO %s (rowid, %s) SELECT t._rowid, %s FROM %s t JOIN %s d ON d.rowid = t._rowid`,
+			fts, cols, columnList(t.Search, "t."), d.name(physical), dirty),
+		fmt.Sprintf(`DELETE FROM %s`, dirty),
+	}
+}
+
 func (d sqliteDialect) dropTable(physical string, t *Table) []string {
 	stmts := []string{fmt.Sprintf(`DROP TABLE IF EXISTS %s`, d.name(physical))}
 	if len(t.Search) > 0 {
-		stmts = append(stmts, fmt.Sprintf(`DROP TABLE IF EXISTS %s`, quote(physical+"_fts")))
+		stmts = append(stmts, fmt.Sprintf(`DROP TABLE IF EXISTS %s`, quote(physical+"_fts")),
+			fmt.Sprintf(`DROP TABLE IF EXISTS %s`, quote(physical+"_dirty")))
 	}
 	return stmts
 }
@@ -284,6 +305,8 @@ func (d postgresDialect) createTable(physical string, t *Table) []string {
 }
 
 func pgLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+func (postgresDialect) flushSearch(string, *Table) []string { return nil }
 
 func (d postgresDialect) dropTable(physical string, _ *Table) []string {
 	return []string{fmt.Sprintf(`DROP TABLE IF EXISTS %s`, d.name(physical))}

@@ -425,7 +425,20 @@ func (p *Projector[TTx]) subscription(pr *Projection, gen int) *rawevents.Subscr
 	return &rawevents.Subscription[TTx]{
 		Name: subscriptionName(pr.Name, gen),
 		Handle: func(ctx context.Context, tx TTx, e event.Event) error {
-			return pr.Handle(ctx, &Tx{x: p.wrap(tx), d: p.d, tables: tables}, e)
+			ptx := &Tx{x: p.wrap(tx), d: p.d, tables: tables}
+			if err := pr.Handle(ctx, ptx, e); err != nil {
+				return err
+			}
+			return ptx.flush(ctx)
+		},
+		HandleBatch: func(ctx context.Context, tx TTx, events []event.Event) error {
+			ptx := &Tx{x: p.wrap(tx), d: p.d, tables: tables}
+			for _, e := range events {
+				if err := pr.Handle(ctx, ptx, e); err != nil {
+					return err
+				}
+			}
+			return ptx.flush(ctx)
 		},
 		Filter: func(e event.Event) bool {
 			return !strings.HasPrefix(e.StreamID, rawevents.SystemStreamPrefix) && pr.wants(e)

@@ -276,6 +276,22 @@ func (tx *Tx) List(ctx context.Context, table string, filters Row) ([]Row, error
 	return rows, err
 }
 
+// flush brings the full-text indexes up to date with what the
+// transaction wrote, before it commits.
+func (tx *Tx) flush(ctx context.Context) error {
+	for _, t := range tx.tables {
+		if len(t.Search) == 0 {
+			continue
+		}
+		for _, q := range tx.d.flushSearch(t.physical, t.Table) {
+			if _, err := tx.x.exec(ctx, q); err != nil {
+				return fmt.Errorf("table %s: full-text index: %w", t.Name, err)
+			}
+		}
+	}
+	return nil
+}
+
 func columnNames(t *Table) []string {
 	out := make([]string, len(t.Columns))
 	for i, c := range t.Columns {
