@@ -2,6 +2,7 @@ package projection_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rawevents/rawevents"
+	"github.com/rawevents/rawevents/event"
 	"github.com/rawevents/rawevents/projection"
 	"github.com/rawevents/rawevents/projection/internal/loadquery"
 	"github.com/rawevents/rawevents/rawtest"
@@ -36,6 +38,9 @@ const (
 //     subscription reads the log in pages of 1,000 (its default), so a
 //     batch never holds more than 1,000 events: batch=2000 is batches of
 //     up to 1,000.
+//   - batch=500/nosearch: the same table without its full-text index.
+//   - batch=500/noop: a handler that decodes the event and writes
+//     nothing: the subscription engine and its checkpoints alone.
 //
 // Every sub-benchmark reports events/s (events of the log ÷ time per
 // op); catch-up ÷ read is the ratio to watch. The log is built once per
@@ -90,13 +95,37 @@ func benchCatchUp[TTx any](b *testing.B, log, read *rawevents.Store[TTx]) {
 		}
 		b.ReportMetric(float64(catchUpEvents)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
 	})
-	for _, batch := range []int{100, 500, 2000} {
-		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
+	variants := []struct {
+		name  string
+		batch int
+		edit  func(*projection.Projection)
+	}{
+		{"batch=100", 100, nil},
+		{"batch=500", 500, nil},
+		{"batch=2000", 2000, nil},
+		// The same table without its full-text index.
+		{"batch=500/nosearch", 500, func(p *projection.Projection) { p.Tables[0].Search = nil }},
+		// A handler that decodes the event and writes nothing: what the
+		// subscription engine and the checkpoints cost.
+		{"batch=500/noop", 500, func(p *projection.Projection) {
+			p.Handle = func(_ context.Context, _ *projection.Tx, e event.Event) error {
+				var v map[string]any
+				return json.Unmarshal(e.Data, &v)
+			}
+		}},
+	}
+	for _, v := range variants {
+		batch := v.batch
+		b.Run(v.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for range b.N {
 				b.StopTimer()
 				name := fmt.Sprintf("cu%d_%d", batch, catchUpSeq.Add(1))
-				p, err := projection.New(log, read, nil, loadquery.Projection(name, batch))
+				pr := loadquery.Projection(name, batch)
+				if v.edit != nil {
+					v.edit(pr)
+				}
+				p, err := projection.New(log, read, nil, pr)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -116,7 +145,9 @@ func benchCatchUp[TTx any](b *testing.B, log, read *rawevents.Store[TTx]) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				checkCatchUp(b, p, name)
+				if v.edit == nil {
+					checkCatchUp(b, p, name)
+				}
 				b.StartTimer()
 			}
 			b.ReportMetric(float64(catchUpEvents)*float64(b.N)/b.Elapsed().Seconds(), "events/s")

@@ -194,10 +194,78 @@ type KindResult struct {
 
 // Run fills a read model and measures the queries, as Config says.
 func Run(ctx context.Context, config Config) (*Result, error) {
+	env, err := Fill(ctx, config)
+	if err != nil {
+		return nil, err
+	}
+	defer env.Close()
+	res := &Result{Backend: env.cfg.Backend, Rows: env.cfg.Rows, Append: env.Append, CatchUp: env.CatchUp}
+	for _, kind := range env.cfg.Kinds {
+		kr, err := env.Measure(ctx, kind)
+		res.Kinds = append(res.Kinds, kr)
+		if err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+// Env is a filled read model, its projector running, ready for queries.
+type Env struct {
+	cfg Config
+	// Append and CatchUp are as in Result.
+	Append, CatchUp time.Duration
+	query           func(kind string) query
+	closers         []func()
+}
+
+// Close stops the projector and closes the stores; on PostgreSQL it
+// drops the schema.
+func (e *Env) Close() {
+	for i := len(e.closers) - 1; i >= 0; i-- {
+		e.closers[i]()
+	}
+	e.closers = nil
+}
+
+// Measure runs one kind of query from Config.Clients goroutines: a
+// warm-up of Config.Warmup, then the measured phase of Config.Duration.
+// Each client starts requests until the phase ends and finishes the one
+// in flight, so a phase lasts longer than Duration when requests are
+// slow. It fails when no request succeeded.
+func (e *Env) Measure(ctx context.Context, kind string) (KindResult, error) {
+	if !slices.Contains(AllKinds, kind) {
+		return KindResult{}, fmt.Errorf("loadquery: unknown kind %q", kind)
+	}
+	q := e.query(kind)
+	load(ctx, e.cfg.Clients, e.cfg.Warmup, e.cfg.MaxRequests, q) // unmeasured
+	kr := load(ctx, e.cfg.Clients, e.cfg.Duration, e.cfg.MaxRequests, q)
+	kr.Kind = kind
+	e.cfg.Logf("%-14s %d clients: %7d requests in %v, %d errors, %8.0f req/s, p50 %v, p99 %v, max %v, %.1f rows/request",
+		kind, kr.Clients, kr.Requests, kr.Elapsed.Round(time.Millisecond), kr.Errors, kr.PerSecond, kr.P50, kr.P99, kr.Max, kr.RowsPerRequest)
+	if kr.Errors > 0 {
+		e.cfg.Logf("%s: first error: %s", kind, kr.FirstError)
+	}
+	if kr.Requests == 0 {
+		return kr, fmt.Errorf("%s: no request succeeded: %s", kind, kr.FirstError)
+	}
+	return kr, nil
+}
+
+// Fill opens the stores of Config.Backend, appends Config.Rows events,
+// runs a Projector until it has caught up, and returns the read model
+// ready for Measure. Close it.
+func Fill(ctx context.Context, config Config) (env *Env, err error) {
 	cfg, err := config.withDefaults()
 	if err != nil {
 		return nil, err
 	}
+	env = &Env{cfg: cfg}
+	defer func() {
+		if err != nil {
+			env.Close()
+		}
+	}()
 	switch cfg.Backend {
 	case SQLite:
 		var sc *sqlite.Config
@@ -208,13 +276,13 @@ func Run(ctx context.Context, config Config) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
-		defer log.Close()
+		env.closers = append(env.closers, func() { log.Close() })
 		read, err := openSQLite(ctx, filepath.Join(cfg.Dir, "read.db"), sc)
 		if err != nil {
 			return nil, err
 		}
-		defer read.Close()
-		return run(ctx, cfg, log, read, nil)
+		env.closers = append(env.closers, func() { read.Close() })
+		return env, fill(ctx, env, log, read, nil)
 	default:
 		pc, err := pgxpool.ParseConfig(cfg.PostgresURL)
 		if err != nil {
@@ -225,19 +293,19 @@ func Run(ctx context.Context, config Config) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
-		defer pool.Close()
+		env.closers = append(env.closers, pool.Close)
 		var b [6]byte
 		if _, err := rand.Read(b[:]); err != nil {
 			return nil, err
 		}
 		schema := "loadquery_" + hex.EncodeToString(b[:])
-		defer func() {
+		env.closers = append(env.closers, func() {
 			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 			defer cancel()
 			if _, err := pool.Exec(dctx, `DROP SCHEMA IF EXISTS `+schema+` CASCADE`); err != nil {
 				cfg.Logf("drop schema %s: %v", schema, err)
 			}
-		}()
+		})
 		d, err := postgres.New(pool, &postgres.Config{Schema: schema})
 		if err != nil {
 			return nil, err
@@ -246,14 +314,14 @@ func Run(ctx context.Context, config Config) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
-		defer store.Close()
+		env.closers = append(env.closers, func() { store.Close() })
 		analyze := func(ctx context.Context, physical string) error {
 			// The test server runs with autovacuum off; a production one
 			// would have analyzed a table this size by now.
 			_, err := pool.Exec(ctx, `VACUUM (ANALYZE) `+pgx.Identifier{schema, physical}.Sanitize())
 			return err
 		}
-		return run(ctx, cfg, store, store, analyze)
+		return env, fill(ctx, env, store, store, analyze)
 	}
 }
 
@@ -278,42 +346,42 @@ func openStore[TTx any](ctx context.Context, d driver.Driver[TTx]) (*rawevents.S
 	return store, nil
 }
 
-func run[TTx any](ctx context.Context, cfg Config, log, read *rawevents.Store[TTx], analyze func(context.Context, string) error) (*Result, error) {
-	res := &Result{Backend: cfg.Backend, Rows: cfg.Rows}
+func fill[TTx any](ctx context.Context, env *Env, log, read *rawevents.Store[TTx], analyze func(context.Context, string) error) error {
+	cfg := env.cfg
 	start := time.Now()
 	head, err := AppendItems(ctx, log, 0, cfg.Rows, cfg.Rows, cfg.AppendBatch, func(n int) {
-		if n%(20*cfg.AppendBatch) == 0 {
+		if n%(50*cfg.AppendBatch) == 0 {
 			cfg.Logf("appended %d of %d events (%.0f/s)", n, cfg.Rows, float64(n)/time.Since(start).Seconds())
 		}
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
-	res.Append = time.Since(start)
-	cfg.Logf("appended %d events in %v (%.0f events/s), head %d", cfg.Rows, res.Append.Round(time.Millisecond), float64(cfg.Rows)/res.Append.Seconds(), head)
+	env.Append = time.Since(start)
+	cfg.Logf("appended %d events in %v (%.0f events/s), head %d", cfg.Rows, env.Append.Round(time.Millisecond), float64(cfg.Rows)/env.Append.Seconds(), head)
 
 	p, err := projection.New(log, read, nil, Projection(Name, cfg.ProjectionBatch))
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if err := p.Setup(ctx); err != nil {
-		return nil, err
+		return err
 	}
-	rctx, stop := context.WithCancel(ctx)
+	rctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan error, 1)
 	start = time.Now()
 	go func() { done <- p.Run(rctx) }()
-	defer func() {
+	env.closers = append(env.closers, func() {
 		stop()
 		<-done
-	}()
+	})
 	wctx, wstop := context.WithCancel(ctx)
 	go func() { // progress
 		for {
 			select {
 			case <-wctx.Done():
 				return
-			case <-time.After(15 * time.Second):
+			case <-time.After(30 * time.Second):
 				at, _ := p.Position(wctx, Name)
 				cfg.Logf("catch-up at %d of %d (%.0f events/s)", at, head, float64(at)/time.Since(start).Seconds())
 			}
@@ -323,37 +391,22 @@ func run[TTx any](ctx context.Context, cfg Config, log, read *rawevents.Store[TT
 	wstop()
 	if err != nil {
 		at, _ := p.Position(ctx, Name)
-		return nil, fmt.Errorf("catch-up reached %d of %d in %v: %w", at, head, time.Since(start).Round(time.Second), err)
+		return fmt.Errorf("catch-up reached %d of %d in %v: %w", at, head, time.Since(start).Round(time.Second), err)
 	}
-	res.CatchUp = time.Since(start)
-	cfg.Logf("projector caught up with %d events in %v (%.0f events/s)", head, res.CatchUp.Round(time.Millisecond), float64(head)/res.CatchUp.Seconds())
+	env.CatchUp = time.Since(start)
+	cfg.Logf("projector caught up with %d events in %v (%.0f events/s)", head, env.CatchUp.Round(time.Millisecond), float64(head)/env.CatchUp.Seconds())
 	if analyze != nil {
 		t := time.Now()
 		if err := analyze(ctx, "rm_"+Name+"_"+Table+"_g1"); err != nil {
-			return nil, err
+			return err
 		}
 		cfg.Logf("VACUUM (ANALYZE) of the read model: %v", time.Since(t).Round(time.Millisecond))
 	}
 	if err := check(ctx, p, cfg.Rows); err != nil {
-		return nil, err
+		return err
 	}
-
-	for _, kind := range cfg.Kinds {
-		query := makeQuery(p, kind, cfg.Rows)
-		load(ctx, cfg.Clients, cfg.Warmup, cfg.MaxRequests, query) // warm-up, unmeasured
-		kr := load(ctx, cfg.Clients, cfg.Duration, cfg.MaxRequests, query)
-		kr.Kind = kind
-		res.Kinds = append(res.Kinds, kr)
-		cfg.Logf("%-14s %d clients: %7d requests, %d errors, %8.0f req/s, p50 %v, p99 %v, max %v, %.1f rows/request",
-			kind, kr.Clients, kr.Requests, kr.Errors, kr.PerSecond, kr.P50, kr.P99, kr.Max, kr.RowsPerRequest)
-		if kr.Errors > 0 {
-			cfg.Logf("%s: first error: %s", kind, kr.FirstError)
-		}
-		if kr.Requests == 0 {
-			return res, fmt.Errorf("%s: no request succeeded: %s", kind, kr.FirstError)
-		}
-	}
-	return res, nil
+	env.query = func(kind string) query { return makeQuery(p, kind, cfg.Rows) }
+	return nil
 }
 
 // check makes sure the read model has what the queries expect.

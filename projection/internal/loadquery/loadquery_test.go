@@ -3,6 +3,7 @@ package loadquery_test
 import (
 	"context"
 	"flag"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -21,40 +22,65 @@ var (
 )
 
 // BenchmarkQueryLoad fills a read model of -loadquery.rows rows through a
-// Projector and measures each kind of query under -loadquery.clients
-// concurrent clients (see package loadquery). Each b.N is a whole run;
-// use -benchtime 1x:
+// Projector, once per backend, and then measures each kind of query
+// under -loadquery.clients concurrent clients (see package loadquery) in
+// a sub-benchmark of its own. Each op of a kind is one warm-up and one
+// measured phase; use -benchtime 1x, and -count for repetitions on the
+// same read model:
 //
-//	go test -run XXX -bench BenchmarkQueryLoad -benchtime 1x -timeout 60m ./projection/internal/loadquery/
+//	go test -run XXX -bench BenchmarkQueryLoad -benchtime 1x -count 3 -timeout 90m ./projection/internal/loadquery/
 //
-// PostgreSQL is the test server (RAWEVENTS_TEST_DATABASE_URL, default
-// postgres@127.0.0.1:5432/test); without one that sub-benchmark is skipped.
+// The fill (append and catch-up times) is printed to standard output,
+// prefixed with "# loadquery"; each measured phase logs a line. PostgreSQL is
+// the test server (RAWEVENTS_TEST_DATABASE_URL, default
+// postgres@127.0.0.1:5432/test); without one that sub-benchmark is
+// skipped.
 func BenchmarkQueryLoad(b *testing.B) {
 	for _, backend := range []struct{ name, id string }{{"SQLite", loadquery.SQLite}, {"Postgres", loadquery.Postgres}} {
 		b.Run(backend.name, func(b *testing.B) {
-			cfg := loadquery.Config{Backend: backend.id, Rows: *rows, Clients: *clients, Duration: *duration,
-				ProjectionBatch: *batch, SQLiteReadConns: *conns, Logf: b.Logf}
+			var leaf *testing.B // the kind being measured: its lines go to its log
+			logf := func(format string, args ...any) {
+				line := fmt.Sprintf("# loadquery %s %s: %s", backend.name, time.Now().UTC().Format("15:04:05"), fmt.Sprintf(format, args...))
+				if leaf != nil {
+					leaf.Log(line)
+					return
+				}
+				fmt.Println(line)
+			}
+			cfg := loadquery.Config{Backend: backend.id, Dir: b.TempDir(), Rows: *rows, Clients: *clients, Duration: *duration,
+				ProjectionBatch: *batch, SQLiteReadConns: *conns, Logf: logf}
 			if *kinds != "" {
 				cfg.Kinds = strings.Split(*kinds, ",")
+			} else {
+				cfg.Kinds = loadquery.AllKinds
 			}
 			if backend.id == loadquery.Postgres {
 				pgtest.Pool(b) // skips when the server is not reachable (fails in CI)
 			}
-			var res *loadquery.Result
-			for range b.N {
-				cfg.Dir = b.TempDir()
-				var err error
-				if res, err = loadquery.Run(context.Background(), cfg); err != nil {
-					b.Fatal(err)
-				}
+			ctx := context.Background()
+			env, err := loadquery.Fill(ctx, cfg)
+			if err != nil {
+				b.Fatal(err)
 			}
-			b.ReportMetric(res.Append.Seconds(), "append-s")
-			b.ReportMetric(res.CatchUp.Seconds(), "catchup-s")
-			b.ReportMetric(float64(res.Rows)/res.CatchUp.Seconds(), "catchup-events/s")
-			for _, k := range res.Kinds {
-				b.ReportMetric(float64(k.P50.Microseconds())/1000, k.Kind+"-p50-ms")
-				b.ReportMetric(float64(k.P99.Microseconds())/1000, k.Kind+"-p99-ms")
-				b.ReportMetric(k.PerSecond, k.Kind+"-req/s")
+			b.Cleanup(env.Close)
+			logf("fill: %d rows, append %.1f s (%.0f events/s), catch-up %.1f s (%.0f events/s)",
+				*rows, env.Append.Seconds(), float64(*rows)/env.Append.Seconds(), env.CatchUp.Seconds(), float64(*rows)/env.CatchUp.Seconds())
+			for _, kind := range cfg.Kinds {
+				b.Run(kind, func(b *testing.B) {
+					var kr loadquery.KindResult
+					leaf = b
+					defer func() { leaf = nil }()
+					for range b.N {
+						if kr, err = env.Measure(ctx, kind); err != nil {
+							b.Fatal(err)
+						}
+					}
+					b.ReportMetric(float64(kr.P50.Microseconds())/1000, "p50-ms")
+					b.ReportMetric(float64(kr.P99.Microseconds())/1000, "p99-ms")
+					b.ReportMetric(kr.PerSecond, "req/s")
+					b.ReportMetric(float64(kr.Errors), "errors")
+					b.ReportMetric(kr.RowsPerRequest, "rows/req")
+				})
 			}
 		})
 	}
