@@ -20,7 +20,8 @@ type Query struct {
 	// (as in a URL); only key and indexed columns can be filtered on.
 	Filters map[string]string
 	// Sort is a key or indexed column, "-column" for descending order;
-	// empty sorts by key. "relevance" sorts by how well rows match Search.
+	// "relevance" sorts by how well rows match Search, best first. Empty
+	// sorts by relevance with a Search, by key without.
 	Sort string
 	// Search is a full-text search over the table's search columns:
 	// words, "quoted phrases", -excluded words and OR.
@@ -94,7 +95,7 @@ func (p *Projector[TTx]) List(ctx context.Context, name, table string, q *Query)
 		}
 		where = append(where, "t."+quote(col)+" = "+arg(v))
 	}
-	var rank string
+	var rank, searchArg string
 	if q.Search != "" {
 		if len(t.Search) == 0 {
 			return nil, fmt.Errorf("q: %w: table %s has no search columns", ErrInvalid, t.Name)
@@ -104,7 +105,8 @@ func (p *Projector[TTx]) List(ctx context.Context, name, table string, q *Query)
 			return nil, err
 		}
 		var cond string
-		join, cond, rank = p.d.search(physical, arg(s))
+		searchArg = arg(s)
+		join, cond, rank = p.d.search(physical, searchArg)
 		where = append(where, cond)
 	}
 	var cur cursor
@@ -115,8 +117,12 @@ func (p *Projector[TTx]) List(ctx context.Context, name, table string, q *Query)
 		}
 	}
 	var order []string
-	desc := strings.HasPrefix(q.Sort, "-")
-	sortCol := strings.TrimPrefix(q.Sort, "-")
+	sort := q.Sort
+	if sort == "" && q.Search != "" {
+		sort = "relevance"
+	}
+	desc := strings.HasPrefix(sort, "-")
+	sortCol := strings.TrimPrefix(sort, "-")
 	relevance := sortCol == "relevance"
 	switch {
 	case relevance:
@@ -165,13 +171,23 @@ func (p *Projector[TTx]) List(ctx context.Context, name, table string, q *Query)
 		}
 		where = append(where, fmt.Sprintf("(%s) %s (%s)", columnList(order, "t."), op, strings.Join(places, ", ")))
 	}
-	query := fmt.Sprintf(`SELECT %s FROM %s t%s`, columnList(columnNames(t), "t."), p.d.name(physical), join)
-	if len(where) > 0 {
-		query += " WHERE " + strings.Join(where, " AND ")
-	}
-	query += " ORDER BY " + strings.Join(orderBy, ", ") + " LIMIT " + strconv.Itoa(limit+1)
-	if offset > 0 {
-		query += " OFFSET " + strconv.Itoa(offset)
+	var query string
+	if _, ok := p.d.(sqliteDialect); ok && relevance && len(where) == 1 {
+		// A search alone, best first: FTS5 ranks its matches and keeps the
+		// page's before a row of the table is read, instead of joining
+		// every match to sort them.
+		fts := quote(physical + "_fts")
+		query = fmt.Sprintf(`SELECT %s FROM (SELECT rowid AS r, rank AS k FROM %s WHERE %s MATCH %s ORDER BY rank LIMIT %d OFFSET %d) s JOIN %s t ON t._rowid = s.r ORDER BY s.k, s.r`,
+			columnList(columnNames(t), "t."), fts, fts, searchArg, limit+1, offset, p.d.name(physical))
+	} else {
+		query = fmt.Sprintf(`SELECT %s FROM %s t%s`, columnList(columnNames(t), "t."), p.d.name(physical), join)
+		if len(where) > 0 {
+			query += " WHERE " + strings.Join(where, " AND ")
+		}
+		query += " ORDER BY " + strings.Join(orderBy, ", ") + " LIMIT " + strconv.Itoa(limit+1)
+		if offset > 0 {
+			query += " OFFSET " + strconv.Itoa(offset)
+		}
 	}
 	page := &Page{Rows: []Row{}}
 	err = p.pool.query(ctx, query, args, func(values []any) error {

@@ -87,7 +87,7 @@ type listInput struct {
 	WaitFor int64  `query:"wait_for" minimum:"0" doc:"Wait until the read model shows the effects of every event up to this position (the one an ingestion answered with) before answering; 504 if it does not within the timeout."`
 	Timeout string `query:"timeout" doc:"How long wait_for may wait, as a Go duration (default 5s, at most 30s)."`
 	Q       string `query:"q" maxLength:"500" doc:"Full-text search over the table's search columns: words (stemmed), \"quoted phrases\", -excluded words, OR."`
-	Sort    string `query:"sort" doc:"A key or indexed column, '-column' for descending; 'relevance' with q. Default: the key."`
+	Sort    string `query:"sort" doc:"A key or indexed column, '-column' for descending; 'relevance' with q. Default: relevance with q, the key without."`
 	Limit   int    `query:"limit" minimum:"1" maximum:"1000" default:"50" doc:"Page size."`
 	Cursor  string `query:"cursor" doc:"The 'next' of the previous page."`
 
