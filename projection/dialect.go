@@ -13,6 +13,19 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
+// statement is a statement with its arguments.
+type statement struct {
+	query string
+	args  []any
+}
+
+// batcher is an execer that can send statements in one round trip.
+type batcher interface {
+	// sendBatch runs stmts in order, in one round trip; false when this
+	// connection cannot.
+	sendBatch(ctx context.Context, stmts []statement) (bool, error)
+}
+
 // execer runs statements on a read-model database, in a transaction or
 // on the pool.
 type execer interface {
@@ -466,6 +479,28 @@ type pgxExec struct {
 		Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 		Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 	}
+}
+
+// sendBatch runs statements in one round trip, when the connection can.
+func (e pgxExec) sendBatch(ctx context.Context, stmts []statement) (bool, error) {
+	sender, ok := e.q.(interface {
+		SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+	})
+	if !ok {
+		return false, nil
+	}
+	b := &pgx.Batch{}
+	for _, s := range stmts {
+		b.Queue(s.query, s.args...)
+	}
+	results := sender.SendBatch(ctx, b)
+	for range stmts {
+		if _, err := results.Exec(); err != nil {
+			results.Close()
+			return true, err
+		}
+	}
+	return true, results.Close()
 }
 
 func (e pgxExec) exec(ctx context.Context, query string, args ...any) (int64, error) {

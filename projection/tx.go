@@ -15,6 +15,45 @@ type Tx struct {
 	x      execer
 	d      dialect
 	tables map[string]*physicalTable
+	// pending are writes not sent yet: on a database across a network,
+	// a batch's Upserts and Adds go in one round trip, before the next
+	// read and before the batch commits.
+	pending []statement
+}
+
+// maxPending is how many writes wait at most before they are sent.
+const maxPending = 1_000
+
+// write runs a statement whose result the caller does not need: at once,
+// or with the next round trip when the connection can batch.
+func (tx *Tx) write(ctx context.Context, query string, args []any) error {
+	if _, ok := tx.x.(batcher); !ok {
+		_, err := tx.x.exec(ctx, query, args...)
+		return err
+	}
+	tx.pending = append(tx.pending, statement{query, args})
+	if len(tx.pending) >= maxPending {
+		return tx.send(ctx)
+	}
+	return nil
+}
+
+// send runs the pending writes.
+func (tx *Tx) send(ctx context.Context) error {
+	if len(tx.pending) == 0 {
+		return nil
+	}
+	stmts := tx.pending
+	tx.pending = nil
+	if ok, err := tx.x.(batcher).sendBatch(ctx, stmts); ok || err != nil {
+		return err
+	}
+	for _, s := range stmts {
+		if _, err := tx.x.exec(ctx, s.query, s.args...); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // physicalTable is a declared table and where one generation of it lives.
@@ -91,7 +130,10 @@ func (tx *Tx) statement(t *physicalTable, shape string, cols []string, build fun
 }
 
 // Upsert inserts row, or, when a row with its key exists, sets the
-// columns row names (the others keep their values).
+// columns row names (the others keep their values). On PostgreSQL the
+// write may wait for the batch's next read or its end, to share their
+// round trip; a database error then comes from that call (and the batch
+// is applied again event by event, so it is told for the right event).
 func (tx *Tx) Upsert(ctx context.Context, table string, row Row) error {
 	return tx.upsert(ctx, table, row, "upsert")
 }
@@ -135,13 +177,15 @@ func (tx *Tx) upsert(ctx context.Context, table string, row Row, shape string) e
 		return fmt.Sprintf(`INSERT INTO %s (%s) VALUES (%s) ON CONFLICT (%s) %s`,
 			tx.d.name(t.physical), columnList(cols, ""), tx.placeholders(1, len(cols)), columnList(t.Key, ""), action)
 	})
-	_, err = tx.x.exec(ctx, q, args...)
-	return err
+	return tx.write(ctx, q, args)
 }
 
 // Update sets the columns row names on the row with row's key; it
 // reports whether there was one.
 func (tx *Tx) Update(ctx context.Context, table string, row Row) (bool, error) {
+	if err := tx.send(ctx); err != nil {
+		return false, err
+	}
 	t, err := tx.table(table)
 	if err != nil {
 		return false, err
@@ -198,6 +242,9 @@ func (tx *Tx) keyArgs(t *physicalTable, key []any) ([]any, error) {
 // Delete removes the row with key (values in the order of Table.Key); it
 // reports whether there was one.
 func (tx *Tx) Delete(ctx context.Context, table string, key ...any) (bool, error) {
+	if err := tx.send(ctx); err != nil {
+		return false, err
+	}
 	t, err := tx.table(table)
 	if err != nil {
 		return false, err
@@ -216,6 +263,9 @@ func (tx *Tx) Delete(ctx context.Context, table string, key ...any) (bool, error
 // Get returns the row with key (values in the order of Table.Key), or nil
 // when there is none. It sees what the batch wrote before it.
 func (tx *Tx) Get(ctx context.Context, table string, key ...any) (Row, error) {
+	if err := tx.send(ctx); err != nil {
+		return nil, err
+	}
 	t, err := tx.table(table)
 	if err != nil {
 		return nil, err
@@ -239,6 +289,9 @@ func (tx *Tx) Get(ctx context.Context, table string, key ...any) (Row, error) {
 // row when filters is empty), in key order. It sees what the batch wrote
 // before it. Filter on key or indexed columns to keep it fast.
 func (tx *Tx) List(ctx context.Context, table string, filters Row) ([]Row, error) {
+	if err := tx.send(ctx); err != nil {
+		return nil, err
+	}
 	t, err := tx.table(table)
 	if err != nil {
 		return nil, err
@@ -276,9 +329,12 @@ func (tx *Tx) List(ctx context.Context, table string, filters Row) ([]Row, error
 	return rows, err
 }
 
-// flush brings the full-text indexes up to date with what the
-// transaction wrote, before it commits.
+// flush sends the pending writes and brings the full-text indexes up to
+// date with what the transaction wrote, before it commits.
 func (tx *Tx) flush(ctx context.Context) error {
+	if err := tx.send(ctx); err != nil {
+		return err
+	}
 	for _, t := range tx.tables {
 		if len(t.Search) == 0 {
 			continue
