@@ -39,6 +39,7 @@ type PublishRate struct {
 	Rate                int64
 }
 
+// AggregateID is the rate the command sets: a platform's in a territory.
 func (c PublishRate) AggregateID() string { return c.Platform + ":" + c.Territory }
 
 // Decide records the rate when it changes.

@@ -173,8 +173,13 @@ type (
 	}
 )
 
-func (c Register) AggregateID() string    { return c.ISRC }
-func (c Claim) AggregateID() string       { return c.ISRC }
+// AggregateID is the track the command goes to.
+func (c Register) AggregateID() string { return c.ISRC }
+
+// AggregateID is the track the command goes to.
+func (c Claim) AggregateID() string { return c.ISRC }
+
+// AggregateID is the track the command goes to.
 func (c RecordUsage) AggregateID() string { return c.ISRC }
 
 // Decide registers the track once.
