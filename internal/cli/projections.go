@@ -56,7 +56,7 @@ func openReadModels(ctx context.Context, store Store, dsn, readDSN string, app *
 	switch log := store.(type) {
 	case *rawevents.Store[*sql.Tx]:
 		if isPostgres(readDSN) {
-			return nil, nil, fmt.Errorf("--read-store %s: read models of an SQLite store live in SQLite", redact(readDSN))
+			return nil, nil, fmt.Errorf("--read-store %s: read models of an SQLite store live in SQLite", Redact(readDSN))
 		}
 		d, err := sqlite.Open(readDSN, nil)
 		if err != nil {
@@ -98,8 +98,8 @@ func openReadModels(ctx context.Context, store Store, dsn, readDSN string, app *
 	return nil, nil, fmt.Errorf("projections: no backend for %T", store)
 }
 
-// redact drops the password of a URL for messages.
-func redact(dsn string) string {
+// Redact hides the credentials of a store URL, for messages.
+func Redact(dsn string) string {
 	if i, j := strings.Index(dsn, "://"), strings.LastIndex(dsn, "@"); i >= 0 && j > i {
 		return dsn[:i+3] + "…" + dsn[j:]
 	}

@@ -208,7 +208,7 @@ func (o *ServeOpts) Run(ctx context.Context, out io.Writer) error {
 		}
 		if slices.Contains(o.roles, RoleProjector) {
 			work.run("projections", logger, func() error { return rm.Run(workCtx) })
-			fmt.Fprintf(out, "rawevents projector running %s (read models in %s)\n", strings.Join(rm.Names(), ", "), redact(cmp.Or(o.ReadStore, readStoreFor(o.Store))))
+			fmt.Fprintf(out, "rawevents projector running %s (read models in %s)\n", strings.Join(rm.Names(), ", "), Redact(cmp.Or(o.ReadStore, readStoreFor(o.Store))))
 		}
 	}
 	if !slices.Contains(o.roles, RoleAPI) {

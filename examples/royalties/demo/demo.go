@@ -147,7 +147,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 		stopServe()
 		return <-served
 	}
-	fmt.Fprintf(out, "rawevents demo: royalties on %s (store %s, log %s)\n", base, redact(store), filepath.Join(cfg.Dir, logFile))
+	fmt.Fprintf(out, "rawevents demo: royalties on %s (store %s, log %s)\n", base, cli.Redact(store), filepath.Join(cfg.Dir, logFile))
 	fmt.Fprintf(out, "platform: seed %d, %d months to %s, %d tracks, %d history items, %d live deliveries; history API %s\n",
 		pcfg.Seed, pcfg.Months, data.Current, pcfg.Tracks, data.HistoryLen, len(data.Outbox), platformURL)
 	if cfg.Ready != nil {
@@ -391,14 +391,6 @@ func getJSON(ctx context.Context, url string, v any) error {
 		return fmt.Errorf("GET %s: %d %s", url, resp.StatusCode, strings.TrimSpace(string(body)))
 	}
 	return json.Unmarshal(body, v)
-}
-
-// redact hides a URL's password.
-func redact(dsn string) string {
-	if i, j := strings.Index(dsn, "://"), strings.LastIndex(dsn, "@"); i >= 0 && j > i {
-		return dsn[:i+3] + "…" + dsn[j:]
-	}
-	return dsn
 }
 
 // tour prints what to try.
