@@ -52,7 +52,7 @@ func (s *Store[TTx]) SubscriptionStatus(ctx context.Context, name string) (*Subs
 		return nil, err
 	}
 	out := &SubscriptionStatus{Name: name, Head: st.Head, Parked: st.Parked, Partitions: st.Partitions}
-	out.Position = slices.MinFunc(st.Partitions, func(a, b driver.PartitionStatus) int { return cmp.Compare(a.Position, b.Position) }).Position
+	out.Position = lowestCheckpoint(st.Partitions)
 	out.Lag = max(out.Head-out.Position, 0)
 	now := s.config.Now()
 	out.State = SubscriptionLive
@@ -223,5 +223,11 @@ func (p StoredProgress[TTx]) Position(ctx context.Context) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	return slices.MinFunc(st.Partitions, func(a, b driver.PartitionStatus) int { return cmp.Compare(a.Position, b.Position) }).Position, nil
+	return lowestCheckpoint(st.Partitions), nil
+}
+
+// lowestCheckpoint is how far a subscription is: every event up to it is
+// done in every partition.
+func lowestCheckpoint(partitions []driver.PartitionStatus) int64 {
+	return slices.MinFunc(partitions, func(a, b driver.PartitionStatus) int { return cmp.Compare(a.Position, b.Position) }).Position
 }

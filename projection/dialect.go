@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -74,21 +75,12 @@ func createColumns(d dialect, t *Table) string {
 	var defs []string
 	for _, c := range t.Columns {
 		def := quote(c.Name) + " " + d.columnType(c.Type)
-		if c.Index || containsString(t.Key, c.Name) {
+		if c.Index || slices.Contains(t.Key, c.Name) {
 			def += " NOT NULL"
 		}
 		defs = append(defs, def)
 	}
 	return strings.Join(defs, ", ")
-}
-
-func containsString(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // createIndexes indexes a table's indexed columns, each with its key

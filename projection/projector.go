@@ -418,6 +418,18 @@ func (p *Projector[TTx]) reconcile(ctx context.Context, name string, warned map[
 // subscription is the subscription that builds one generation of pr.
 func (p *Projector[TTx]) subscription(pr *Projection, gen int) *rawevents.Subscription[TTx] {
 	tables := p.physicalTables(pr, gen)
+	// apply runs the handler on events and brings what the database does
+	// not keep up to date by itself (pending writes, full-text indexes)
+	// up to date before the transaction commits.
+	apply := func(ctx context.Context, tx TTx, events []event.Event) error {
+		ptx := &Tx{x: p.wrap(tx), d: p.d, tables: tables}
+		for _, e := range events {
+			if err := pr.Handle(ctx, ptx, e); err != nil {
+				return err
+			}
+		}
+		return ptx.flush(ctx)
+	}
 	state := p.read
 	if p.read == p.log {
 		state = nil
@@ -425,21 +437,9 @@ func (p *Projector[TTx]) subscription(pr *Projection, gen int) *rawevents.Subscr
 	return &rawevents.Subscription[TTx]{
 		Name: subscriptionName(pr.Name, gen),
 		Handle: func(ctx context.Context, tx TTx, e event.Event) error {
-			ptx := &Tx{x: p.wrap(tx), d: p.d, tables: tables}
-			if err := pr.Handle(ctx, ptx, e); err != nil {
-				return err
-			}
-			return ptx.flush(ctx)
+			return apply(ctx, tx, []event.Event{e})
 		},
-		HandleBatch: func(ctx context.Context, tx TTx, events []event.Event) error {
-			ptx := &Tx{x: p.wrap(tx), d: p.d, tables: tables}
-			for _, e := range events {
-				if err := pr.Handle(ctx, ptx, e); err != nil {
-					return err
-				}
-			}
-			return ptx.flush(ctx)
-		},
+		HandleBatch: apply,
 		Filter: func(e event.Event) bool {
 			return !strings.HasPrefix(e.StreamID, rawevents.SystemStreamPrefix) && pr.wants(e)
 		},

@@ -131,7 +131,7 @@ func (p *Projector[TTx]) List(ctx context.Context, name, table string, q *Query)
 		}
 	case sortCol != "" && !t.queryable(sortCol):
 		return nil, fmt.Errorf("sort: %w: %q is not a key or indexed column of %s", ErrInvalid, sortCol, t.Name)
-	case sortCol != "" && !containsString(t.Key, sortCol):
+	case sortCol != "" && !slices.Contains(t.Key, sortCol):
 		order = append(order, sortCol)
 	}
 	order = append(order, t.Key...)

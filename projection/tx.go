@@ -3,6 +3,7 @@ package projection
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 )
@@ -160,7 +161,7 @@ func (tx *Tx) upsert(ctx context.Context, table string, row Row, shape string) e
 	q := tx.statement(t, shape, cols, func() string {
 		var set []string
 		for _, c := range cols {
-			if containsString(t.Key, c) {
+			if slices.Contains(t.Key, c) {
 				continue
 			}
 			typ := t.column(c).Type
@@ -196,7 +197,7 @@ func (tx *Tx) Update(ctx context.Context, table string, row Row) (bool, error) {
 	}
 	var set []string
 	for _, c := range cols {
-		if !containsString(t.Key, c) {
+		if !slices.Contains(t.Key, c) {
 			set = append(set, c)
 		}
 	}

@@ -2,6 +2,7 @@ package royalties
 
 import (
 	"slices"
+	"strings"
 
 	"github.com/rawevents/rawevents/domain"
 )
@@ -224,18 +225,8 @@ func (t Track) effectiveUsage() []UsageRecorded {
 			out = append(out, u)
 		}
 	}
-	slices.SortFunc(out, func(a, b UsageRecorded) int { return compareStrings(a.Report, b.Report) })
+	slices.SortFunc(out, func(a, b UsageRecorded) int { return strings.Compare(a.Report, b.Report) })
 	return out
-}
-
-func compareStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func allocation(u UsageRecorded, s ShareAccepted, sign int64) RoyaltiesAllocated {
