@@ -122,7 +122,11 @@ func Open(path string, config *Config) (*Driver, error) {
 	pragmas := fmt.Sprintf("_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)&_pragma=synchronous(%s)&_pragma=foreign_keys(1)",
 		cfg.BusyTimeout.Milliseconds(), cfg.Synchronous)
 	drv := &sqlite3.Driver{}
-	write := sql.OpenDB(&connector{dsn: path + "?" + pragmas + fmt.Sprintf("&_pragma=wal_autocheckpoint(%d)", walAutocheckpoint) + "&_txlock=immediate", drv: drv})
+	// The writer keeps its statement journals in memory (temp_store):
+	// a statement that inserts many rows inside a transaction journals
+	// every page it changes, so that it can be undone alone, and on disk
+	// that doubled the pages an append of a processor's batch writes.
+	write := sql.OpenDB(&connector{dsn: path + "?" + pragmas + fmt.Sprintf("&_pragma=wal_autocheckpoint(%d)&_pragma=temp_store(MEMORY)", walAutocheckpoint) + "&_txlock=immediate", drv: drv})
 	write.SetMaxOpenConns(1)
 	write.SetMaxIdleConns(1)
 	write.SetConnMaxLifetime(0)
