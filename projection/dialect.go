@@ -83,20 +83,26 @@ func createColumns(d dialect, t *Table) string {
 	return strings.Join(defs, ", ")
 }
 
-// createIndexes indexes a table's indexed columns, each with its key
-// columns after it so that a filtered, sorted page is read in index order.
+// createIndexes indexes a table's indexed columns and its declared
+// Indexes, each with its key columns after it so that a filtered, sorted
+// page is read in index order.
 func createIndexes(q, physical string, t *Table) []string {
 	var stmts []string
+	index := func(name string, cols []string) {
+		for _, k := range t.Key {
+			if !slices.Contains(cols, k) {
+				cols = append(cols, k)
+			}
+		}
+		stmts = append(stmts, fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %s ON %s (%s)`, quote(name), q, columnList(cols, "")))
+	}
 	for i, c := range t.Columns {
 		if c.Index {
-			cols := []string{c.Name}
-			for _, k := range t.Key {
-				if k != c.Name {
-					cols = append(cols, k)
-				}
-			}
-			stmts = append(stmts, fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %s ON %s (%s)`, quote(fmt.Sprintf("%s_i%d", physical, i)), q, columnList(cols, "")))
+			index(fmt.Sprintf("%s_i%d", physical, i), []string{c.Name})
 		}
+	}
+	for i, cols := range t.Indexes {
+		index(fmt.Sprintf("%s_x%d", physical, i), slices.Clone(cols))
 	}
 	return stmts
 }

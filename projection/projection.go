@@ -64,6 +64,13 @@ type Table struct {
 	// Search names text columns indexed for full-text search (FTS5 on
 	// SQLite, tsvector with a GIN index on PostgreSQL), with stemming.
 	Search []string
+	// Indexes are indexes over several key or indexed columns, each
+	// followed by the key. Declare one for a filter combined with a sort
+	// on another column: {"category", "amount"} serves category=… sorted
+	// by amount a page at a time, where the one-column indexes would read
+	// and sort every row of the category. Like the columns, they are
+	// part of the projection's Version.
+	Indexes [][]string
 }
 
 // Column is a column of a Table.
@@ -154,6 +161,16 @@ func (p *Projection) validate() error {
 			c := t.column(s)
 			if c == nil || c.Type != Text {
 				bad("table %s: search column %q must be a text column", t.Name, s)
+			}
+		}
+		for _, idx := range t.Indexes {
+			if len(idx) < 2 {
+				bad("table %s: index %q: name two columns or more (one column takes Column.Index)", t.Name, idx)
+			}
+			for i, c := range idx {
+				if !t.queryable(c) || slices.Contains(idx[:i], c) {
+					bad("table %s: index %q: %q must be a key or indexed column, named once", t.Name, idx, c)
+				}
 			}
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/rawevents/rawevents"
+	"github.com/rawevents/rawevents/driver/sqlite"
 	"github.com/rawevents/rawevents/event"
 	"github.com/rawevents/rawevents/projection"
 	"github.com/rawevents/rawevents/rawtest"
@@ -159,8 +160,9 @@ func articles(version int) *projection.Projection {
 					{Name: "tags", Type: projection.JSON},
 					{Name: "featured", Type: projection.Bool},
 				},
-				Key:    []string{"id"},
-				Search: []string{"title", "body"},
+				Key:     []string{"id"},
+				Search:  []string{"title", "body"},
+				Indexes: [][]string{{"author", "words"}},
 			},
 			{
 				Name: "author",
@@ -632,6 +634,12 @@ func TestDefinitionErrors(t *testing.T) {
 		{Name: "search", Version: 1, Handle: func(context.Context, *projection.Tx, event.Event) error { return nil },
 			Tables: []projection.Table{{Name: "t", Columns: []projection.Column{{Name: "id", Type: projection.Integer}}, Key: []string{"id"}, Search: []string{"id"}}}},
 		{Name: "toolongaprojectionname", Version: 1},
+		{Name: "index", Version: 1, Handle: func(context.Context, *projection.Tx, event.Event) error { return nil },
+			Tables: []projection.Table{{Name: "t", Columns: []projection.Column{{Name: "id", Type: projection.Text}, {Name: "n", Type: projection.Integer}},
+				Key: []string{"id"}, Indexes: [][]string{{"n", "id"}}}}}, // n is not indexed
+		{Name: "index1", Version: 1, Handle: func(context.Context, *projection.Tx, event.Event) error { return nil },
+			Tables: []projection.Table{{Name: "t", Columns: []projection.Column{{Name: "id", Type: projection.Text}, {Name: "n", Type: projection.Integer, Index: true}},
+				Key: []string{"id"}, Indexes: [][]string{{"n"}}}}}, // one column
 	}
 	for _, p := range bad {
 		if _, err := projection.New(store, store, nil, p); !errors.Is(err, projection.ErrInvalid) {
@@ -667,4 +675,38 @@ func TestAutoRebuild(t *testing.T) {
 			t.Fatalf("a-1 = %v, %v", row, err)
 		}
 	})
+}
+
+// TestCompositeIndex: a declared index serves a filter sorted by another
+// column a page at a time, without sorting every row of the filter.
+func TestCompositeIndex(t *testing.T) {
+	log := rawtest.SQLite(t)
+	read := rawtest.SQLiteFile(t, filepath.Join(t.TempDir(), "read.db"))
+	p, err := projection.New(log, read, nil, articles(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Setup(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// The statement List builds for author=… sorted by -words.
+	rows, err := read.Driver().(*sqlite.Driver).ReadDB().Query(`EXPLAIN QUERY PLAN SELECT * FROM "rm_articles_article_g1" t
+		WHERE t."author" = ? ORDER BY t."words" DESC, t."id" DESC LIMIT 51`, "ann")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	got := strings.Join(plan, "; ")
+	if !strings.Contains(got, "rm_articles_article_g1_x0") || strings.Contains(got, "TEMP B-TREE") {
+		t.Fatalf("plan %q: want the declared index, and no sort", got)
+	}
 }

@@ -59,7 +59,8 @@ const (
 	KindGet = "get"
 	// KindList is List with an equality filter on the indexed column
 	// category (Categories values, so Rows/Categories rows each), sorted
-	// by another indexed column, amount, descending; limit 50.
+	// by another indexed column, amount, descending; limit 50. The
+	// projection declares the index (category, amount, id) for it.
 	KindList = "list"
 	// KindListByKey is the same filter sorted by the key, descending,
 	// which the category index (category, id) serves in order.
@@ -552,6 +553,8 @@ func Projection(name string, batchSize int) *projection.Projection {
 			},
 			Key:    []string{"id"},
 			Search: []string{"title", "body"},
+			// KindList: category=… sorted by amount.
+			Indexes: [][]string{{"category", "amount"}},
 		}},
 		Handle: func(ctx context.Context, tx *projection.Tx, e event.Event) error {
 			var it item
