@@ -46,6 +46,8 @@ type dialect interface {
 	// rows the transaction changed, before it commits; nil when the
 	// database keeps it up to date by itself.
 	flushSearch(physical string, t *Table) []string
+	// analyze refreshes the query planner's statistics of a table.
+	analyze(physical string) []string
 	columnType(Type) string
 	// toDB converts a Go value for a column of type typ.
 	toDB(typ Type, v any) (any, error)
@@ -164,6 +166,12 @@ func (d sqliteDialect) flushSearch(physical string, t *Table) []string {
 			fts, cols, columnList(t.Search, "t."), d.name(physical), dirty),
 		fmt.Sprintf(`DELETE FROM %s`, dirty),
 	}
+}
+
+// analyze samples at most about 1,000 rows of each index (analysis_limit),
+// so that it takes milliseconds at any size.
+func (d sqliteDialect) analyze(physical string) []string {
+	return []string{`PRAGMA analysis_limit = 1000`, `ANALYZE ` + d.name(physical)}
 }
 
 func (d sqliteDialect) dropTable(physical string, t *Table) []string {
@@ -318,6 +326,10 @@ func (d postgresDialect) createTable(physical string, t *Table) []string {
 func pgLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 func (postgresDialect) flushSearch(string, *Table) []string { return nil }
+
+func (d postgresDialect) analyze(physical string) []string {
+	return []string{`ANALYZE ` + d.name(physical)}
+}
 
 func (d postgresDialect) dropTable(physical string, _ *Table) []string {
 	return []string{fmt.Sprintf(`DROP TABLE IF EXISTS %s`, d.name(physical))}

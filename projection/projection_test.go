@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/rawevents/rawevents"
+	"github.com/rawevents/rawevents/driver/postgres"
 	"github.com/rawevents/rawevents/driver/sqlite"
 	"github.com/rawevents/rawevents/event"
 	"github.com/rawevents/rawevents/projection"
@@ -708,5 +709,88 @@ func TestCompositeIndex(t *testing.T) {
 	got := strings.Join(plan, "; ")
 	if !strings.Contains(got, "rm_articles_article_g1_x0") || strings.Contains(got, "TEMP B-TREE") {
 		t.Fatalf("plan %q: want the declared index, and no sort", got)
+	}
+}
+
+// TestAnalyze: once a read model has grown past a thousand events, the
+// planner has statistics of its tables.
+func TestAnalyze(t *testing.T) {
+	t.Run("SQLite", func(t *testing.T) {
+		t.Parallel()
+		log := rawtest.SQLite(t)
+		read := rawtest.SQLiteFile(t, filepath.Join(t.TempDir(), "read.db"))
+		db := read.Driver().(*sqlite.Driver).ReadDB()
+		testAnalyze(t, log, read, func(ctx context.Context) (bool, error) {
+			var n int
+			err := db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_stat1 WHERE tbl = 'rm_articles_article_g1'`).Scan(&n)
+			if err != nil && strings.Contains(err.Error(), "no such table") {
+				return false, nil
+			}
+			return n > 0, err
+		})
+	})
+	t.Run("Postgres", func(t *testing.T) {
+		t.Parallel()
+		store := rawtest.Postgres(t)
+		d := store.Driver().(*postgres.Driver)
+		testAnalyze(t, store, store, func(ctx context.Context) (bool, error) {
+			var analyzed bool
+			err := d.Pool().QueryRow(ctx, `SELECT last_analyze IS NOT NULL FROM pg_stat_user_tables WHERE schemaname = $1 AND relname = 'rm_articles_article_g1'`,
+				d.Schema()).Scan(&analyzed)
+			return analyzed, err
+		})
+	})
+}
+
+func testAnalyze[TTx any](t *testing.T, log, read *rawevents.Store[TTx], analyzed func(ctx context.Context) (bool, error)) {
+	ctx := context.Background()
+	p, err := projection.New(log, read, nil, articles(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendArticles := func(from, to int) int64 {
+		var appends []rawevents.StreamAppend
+		for i := from; i < to; i++ {
+			data, _ := json.Marshal(article{ID: fmt.Sprint("a-", i), Title: "t", Author: "ann", Words: i})
+			appends = append(appends, rawevents.StreamAppend{StreamID: fmt.Sprint("a-", i), Expected: event.Any,
+				Events: []event.Proposed{{Type: "article.published", Data: data}}})
+		}
+		var last int64
+		err := log.Driver().InTx(ctx, func(tx TTx) error {
+			res, err := log.AppendManyTx(ctx, tx, appends)
+			if err == nil {
+				last = res[len(res)-1].LastPosition()
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return last
+	}
+	run(t, p)
+	if err := p.WaitFor(ctx, "articles", appendArticles(0, 100), 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second) // two rounds of Run: too small to analyze
+	if ok, err := analyzed(ctx); err != nil || ok {
+		t.Fatalf("analyzed at 100 events: %v, %v", ok, err)
+	}
+	if err := p.WaitFor(ctx, "articles", appendArticles(100, 1_200), 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ok, err := analyzed(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("not analyzed 10 s after 1,200 events")
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

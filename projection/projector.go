@@ -93,8 +93,13 @@ type Projector[TTx any] struct {
 // generationRun is a generation's subscription running in this process.
 type generationRun[TTx any] struct {
 	sub    *rawevents.Subscriber[TTx]
+	pr     *Projection
+	gen    int
 	cancel context.CancelFunc
 	done   chan struct{}
+	// analyzed is the position at which the tables' statistics were
+	// last refreshed (see analyze); only Run's goroutine uses it.
+	analyzed int64
 }
 
 // New returns a Projector of projections, reading events from log and
@@ -343,6 +348,7 @@ func (p *Projector[TTx]) Run(ctx context.Context) error {
 				p.opts.Logger.Warn("projection", "projection", name, "err", err)
 			}
 		}
+		p.analyzeRunning(ctx)
 		select {
 		case <-ctx.Done():
 			return nil
@@ -415,6 +421,45 @@ func (p *Projector[TTx]) reconcile(ctx context.Context, name string, warned map[
 	return nil
 }
 
+// analyzeFrom is the position from which a generation's tables are
+// first analyzed.
+const analyzeFrom = 1_000
+
+// analyzeRunning refreshes the query planner's statistics of the tables
+// of each generation running here whenever its position has doubled
+// since the last time: a read model built from history grows from
+// nothing, and a planner that still takes a table for small walks it
+// whole where an index would read ten rows. Between the doublings
+// PostgreSQL's autovacuum keeps the statistics current.
+func (p *Projector[TTx]) analyzeRunning(ctx context.Context) {
+	p.mu.Lock()
+	runs := make([]*generationRun[TTx], 0, len(p.running))
+	for _, run := range p.running {
+		runs = append(runs, run)
+	}
+	p.mu.Unlock()
+	for _, run := range runs {
+		at, err := run.sub.Position(ctx)
+		if err != nil || at < max(analyzeFrom, 2*run.analyzed) {
+			continue
+		}
+		for i := range run.pr.Tables {
+			for _, stmt := range p.d.analyze(physicalName(run.pr.Name, run.pr.Tables[i].Name, run.gen)) {
+				if _, err = p.ddl.exec(ctx, stmt); err != nil {
+					break
+				}
+			}
+		}
+		if err != nil {
+			if ctx.Err() == nil {
+				p.opts.Logger.Warn("projection: analyze", "projection", run.pr.Name, "generation", run.gen, "err", err)
+			}
+			continue
+		}
+		run.analyzed = at
+	}
+}
+
 // subscription is the subscription that builds one generation of pr.
 func (p *Projector[TTx]) subscription(pr *Projection, gen int) *rawevents.Subscription[TTx] {
 	tables := p.physicalTables(pr, gen)
@@ -455,7 +500,7 @@ func (p *Projector[TTx]) start(ctx context.Context, pr *Projection, gen int) err
 		return err
 	}
 	rctx, cancel := context.WithCancel(ctx)
-	run := &generationRun[TTx]{sub: sub, cancel: cancel, done: make(chan struct{})}
+	run := &generationRun[TTx]{sub: sub, pr: pr, gen: gen, cancel: cancel, done: make(chan struct{})}
 	p.running[subscriptionName(pr.Name, gen)] = run
 	go func() {
 		defer close(run.done)
