@@ -794,3 +794,111 @@ func testAnalyze[TTx any](t *testing.T, log, read *rawevents.Store[TTx], analyze
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestBatchedWrites: a batch's Upserts and Adds, which PostgreSQL sends
+// as statements of many rows, land as if applied one by one: a key
+// written again in the batch, Adds that sum on one row, NULLs, every
+// type, writes to two tables interleaved, and rows given different
+// columns.
+func TestBatchedWrites(t *testing.T) {
+	type posted struct {
+		ID      string  `json:"id"`
+		Account string  `json:"account"`
+		Amount  int64   `json:"amount"`
+		Note    *string `json:"note"`
+	}
+	ledger := &projection.Projection{
+		Name: "ledger", Version: 1, Types: []string{"posted"},
+		Tables: []projection.Table{{
+			Name: "entry",
+			Columns: []projection.Column{
+				{Name: "id", Type: projection.Text}, {Name: "account", Type: projection.Text, Index: true},
+				{Name: "amount", Type: projection.Integer}, {Name: "note", Type: projection.Text},
+				{Name: "at", Type: projection.Time}, {Name: "meta", Type: projection.JSON},
+				{Name: "big", Type: projection.Bool}, {Name: "share", Type: projection.Real},
+			},
+			Key: []string{"id"},
+		}, {
+			Name:    "total",
+			Columns: []projection.Column{{Name: "account", Type: projection.Text}, {Name: "n", Type: projection.Integer}, {Name: "sum", Type: projection.Real}},
+			Key:     []string{"account"},
+		}},
+		Handle: func(ctx context.Context, tx *projection.Tx, e event.Event) error {
+			var p posted
+			if err := json.Unmarshal(e.Data, &p); err != nil {
+				return err
+			}
+			row := projection.Row{"id": p.ID, "account": p.Account, "amount": p.Amount, "at": e.RecordedAt,
+				"meta": map[string]int64{"amount": p.Amount}, "big": p.Amount > 50, "share": float64(p.Amount) / 4}
+			if p.Note != nil { // the other events leave note as it is
+				row["note"] = *p.Note
+			}
+			if p.Amount%7 == 0 {
+				row["note"], row["meta"], row["big"], row["share"] = nil, nil, nil, nil
+			}
+			if err := tx.Upsert(ctx, "entry", row); err != nil {
+				return err
+			}
+			return tx.Add(ctx, "total", projection.Row{"account": p.Account, "n": 1, "sum": float64(p.Amount)})
+		},
+	}
+	forBackends(t, func(t *testing.T, newHarness func(t *testing.T) harness) {
+		h := newHarness(t)
+		ctx := context.Background()
+		type want struct {
+			amount int64
+			note   any
+		}
+		entries, totals := map[string]want{}, map[string][2]float64{}
+		var last int64
+		for i := range 300 {
+			p := posted{ID: fmt.Sprint("e", i%120), Account: fmt.Sprint("acct", i%5), Amount: int64(i)}
+			if i%3 == 0 {
+				note := fmt.Sprint("note ", i)
+				p.Note = &note
+			}
+			last = h.appendJSON("ledger", "posted", p)
+			w := entries[p.ID]
+			if old, ok := entries[p.ID]; ok && p.Note == nil {
+				w.note = old.note
+			} else if p.Note != nil {
+				w.note = *p.Note
+			} else {
+				w.note = nil
+			}
+			if p.Amount%7 == 0 {
+				w.note = nil
+			}
+			w.amount = p.Amount
+			entries[p.ID] = w
+			tot := totals[p.Account]
+			totals[p.Account] = [2]float64{tot[0] + 1, tot[1] + float64(p.Amount)}
+		}
+		p := h.projector(nil, ledger)
+		run(t, p)
+		if err := p.WaitFor(ctx, "ledger", last, 20*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		for id, w := range entries {
+			row, err := p.Get(ctx, "ledger", "entry", id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if row["amount"] != w.amount || row["note"] != w.note {
+				t.Errorf("%s = %v, want amount %d note %v", id, row, w.amount, w.note)
+			}
+			if null := w.amount%7 == 0; null != (row["meta"] == nil) || null != (row["big"] == nil) {
+				t.Errorf("%s = %v: want NULLs %v", id, row, null)
+			}
+		}
+		for acct, tot := range totals {
+			row, err := p.Get(ctx, "ledger", "total", acct)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if row["n"] != int64(tot[0]) || row["sum"] != tot[1] {
+				t.Errorf("%s = %v, want n %v sum %v", acct, row, tot[0], tot[1])
+			}
+		}
+	})
+}

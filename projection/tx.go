@@ -19,33 +19,60 @@ type Tx struct {
 	// pending are writes not sent yet: on a database across a network,
 	// a batch's Upserts and Adds go in one round trip, before the next
 	// read and before the batch commits.
-	pending []statement
+	pending []pendingWrite
+}
+
+// pendingWrite is an Upsert or an Add waiting to be sent.
+type pendingWrite struct {
+	t     *physicalTable
+	shape string // "upsert" or "add"
+	cols  []string
+	statement
 }
 
 // maxPending is how many writes wait at most before they are sent.
 const maxPending = 1_000
 
-// write runs a statement whose result the caller does not need: at once,
-// or with the next round trip when the connection can batch.
-func (tx *Tx) write(ctx context.Context, query string, args []any) error {
-	if _, ok := tx.x.(batcher); !ok {
-		_, err := tx.x.exec(ctx, query, args...)
-		return err
-	}
-	tx.pending = append(tx.pending, statement{query, args})
-	if len(tx.pending) >= maxPending {
-		return tx.send(ctx)
-	}
-	return nil
-}
-
-// send runs the pending writes.
+// send runs the pending writes. Each table's writes keep their order,
+// but tables do not depend on each other, so a table's consecutive writes
+// of one shape and columns go as one statement of many rows, until a key
+// comes again (a statement may not change a row twice).
 func (tx *Tx) send(ctx context.Context) error {
 	if len(tx.pending) == 0 {
 		return nil
 	}
-	stmts := tx.pending
+	var (
+		order   []*physicalTable
+		byTable = map[*physicalTable][]pendingWrite{}
+	)
+	for _, w := range tx.pending {
+		if _, ok := byTable[w.t]; !ok {
+			order = append(order, w.t)
+		}
+		byTable[w.t] = append(byTable[w.t], w)
+	}
 	tx.pending = nil
+	var stmts []statement
+	for _, t := range order {
+		writes := byTable[t]
+		for i := 0; i < len(writes); {
+			keys := map[string]bool{}
+			j := i
+			for ; j < len(writes); j++ {
+				key := fmt.Sprint(writes[j].keyValues()...)
+				if writes[j].query != writes[i].query || keys[key] {
+					break
+				}
+				keys[key] = true
+			}
+			if j-i == 1 {
+				stmts = append(stmts, writes[i].statement)
+			} else {
+				stmts = append(stmts, tx.rows(writes[i:j]))
+			}
+			i = j
+		}
+	}
 	if ok, err := tx.x.(batcher).sendBatch(ctx, stmts); ok || err != nil {
 		return err
 	}
@@ -55,6 +82,41 @@ func (tx *Tx) send(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// keyValues are the values of w's key columns.
+func (w *pendingWrite) keyValues() []any {
+	out := make([]any, 0, len(w.t.Key))
+	for i, c := range w.cols {
+		if slices.Contains(w.t.Key, c) {
+			out = append(out, w.args[i])
+		}
+	}
+	return out
+}
+
+// rows is writes (same table, shape and columns, distinct keys) as one
+// statement: each column's values as an array, unnested into rows, so
+// that the statement's text does not depend on how many rows it has.
+func (tx *Tx) rows(writes []pendingWrite) statement {
+	w := writes[0]
+	q := tx.statement(w.t, w.shape+"-rows", w.cols, func() string {
+		arrays := make([]string, len(w.cols))
+		for i, c := range w.cols {
+			arrays[i] = tx.d.placeholder(i+1) + "::" + tx.d.columnType(w.t.column(c).Type) + "[]"
+		}
+		return fmt.Sprintf(`INSERT INTO %s (%s) SELECT * FROM unnest(%s) %s`,
+			tx.d.name(w.t.physical), columnList(w.cols, ""), strings.Join(arrays, ", "), tx.onConflict(w.t, w.shape, w.cols))
+	})
+	args := make([]any, len(w.cols))
+	for i := range w.cols {
+		column := make([]any, len(writes))
+		for j := range writes {
+			column[j] = writes[j].args[i]
+		}
+		args[i] = column
+	}
+	return statement{q, args}
 }
 
 // physicalTable is a declared table and where one generation of it lives.
@@ -159,26 +221,40 @@ func (tx *Tx) upsert(ctx context.Context, table string, row Row, shape string) e
 		return err
 	}
 	q := tx.statement(t, shape, cols, func() string {
-		var set []string
-		for _, c := range cols {
-			if slices.Contains(t.Key, c) {
-				continue
-			}
-			typ := t.column(c).Type
-			if shape == "add" && (typ == Integer || typ == Real) {
-				set = append(set, fmt.Sprintf("%s = coalesce(%s.%s, 0) + excluded.%s", quote(c), tx.d.name(t.physical), quote(c), quote(c)))
-			} else {
-				set = append(set, fmt.Sprintf("%s = excluded.%s", quote(c), quote(c)))
-			}
-		}
-		action := "DO NOTHING"
-		if len(set) > 0 {
-			action = "DO UPDATE SET " + strings.Join(set, ", ")
-		}
-		return fmt.Sprintf(`INSERT INTO %s (%s) VALUES (%s) ON CONFLICT (%s) %s`,
-			tx.d.name(t.physical), columnList(cols, ""), tx.placeholders(1, len(cols)), columnList(t.Key, ""), action)
+		return fmt.Sprintf(`INSERT INTO %s (%s) VALUES (%s) %s`,
+			tx.d.name(t.physical), columnList(cols, ""), tx.placeholders(1, len(cols)), tx.onConflict(t, shape, cols))
 	})
-	return tx.write(ctx, q, args)
+	if _, ok := tx.x.(batcher); !ok {
+		_, err := tx.x.exec(ctx, q, args...)
+		return err
+	}
+	tx.pending = append(tx.pending, pendingWrite{t: t, shape: shape, cols: cols, statement: statement{q, args}})
+	if len(tx.pending) >= maxPending {
+		return tx.send(ctx)
+	}
+	return nil
+}
+
+// onConflict is what an Upsert or an Add of cols does to a row whose key
+// exists.
+func (tx *Tx) onConflict(t *physicalTable, shape string, cols []string) string {
+	var set []string
+	for _, c := range cols {
+		if slices.Contains(t.Key, c) {
+			continue
+		}
+		typ := t.column(c).Type
+		if shape == "add" && (typ == Integer || typ == Real) {
+			set = append(set, fmt.Sprintf("%s = coalesce(%s.%s, 0) + excluded.%s", quote(c), tx.d.name(t.physical), quote(c), quote(c)))
+		} else {
+			set = append(set, fmt.Sprintf("%s = excluded.%s", quote(c), quote(c)))
+		}
+	}
+	action := "DO NOTHING"
+	if len(set) > 0 {
+		action = "DO UPDATE SET " + strings.Join(set, ", ")
+	}
+	return fmt.Sprintf(`ON CONFLICT (%s) %s`, columnList(t.Key, ""), action)
 }
 
 // Update sets the columns row names on the row with row's key; it
