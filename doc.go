@@ -19,10 +19,12 @@
 //     returned in order and a position is only passed once nothing below it
 //     can still commit.
 //
-// AppendIfAbsent is the write of ingestion and backfills: events whose ids
-// are derived from the sender's identity of a fact are stored once, and a
-// second delivery answers with the first one's event. Package ingest builds
-// raw CloudEvents ingestion, with group commit, on it.
+// AppendIfAbsent is the write of ingestion and backfills: events keyed by
+// the sender's identity of a fact (StreamEvent.Key, unique in its stream),
+// or whose ids are derived from it, are stored once, and a second delivery
+// answers with the first one's event; LookupKeys finds an event by its
+// key. Package ingest builds raw CloudEvents ingestion, with group commit,
+// on it: a raw event's key is its CloudEvents id.
 //
 // A Subscription is a handler of the global log run by a Subscriber: it
 // reads from its checkpoint, hands events to the handler in batches, and

@@ -3,9 +3,12 @@ package rawevents
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -14,33 +17,54 @@ import (
 )
 
 // maxIfAbsentAttempts bounds the retries of AppendIfAbsent when concurrent
-// writers store the same ids.
+// writers store the same ids or keys.
 const maxIfAbsentAttempts = 10
 
-// StreamEvent is an event together with the stream it goes to.
+// StreamEvent is an event together with the stream it goes to and, if it
+// has one, the key that deduplicates it there.
 type StreamEvent struct {
 	StreamID string
-	Event    event.Proposed
+	// Key, when not empty, is what makes the event a repeat instead of its
+	// id: AppendIfAbsent stores the event only if no event of StreamID has
+	// this key, and stores the key with it (event.Event.Key). Event.ID may
+	// then be left zero: the store gives the event a new id (Config.NewID,
+	// a UUIDv7 by default). A key is valid UTF-8 without U+0000, at most
+	// MaxKeyLength bytes.
+	//
+	// Ingestion keys raw events by their CloudEvents id in the source's
+	// stream. A key is cheaper to enforce than an id derived from the
+	// sender's identity of a fact (a hash): the events' time-ordered ids
+	// add to the end of the event-id index, and a source whose ids grow
+	// adds to the end of its range of the key index, where a hashed id
+	// would touch a random page of the index for every event.
+	Key string
+	// Event is the event to store.
+	Event event.Proposed
 }
 
 // Outcome says where AppendIfAbsent put an event.
 type Outcome struct {
 	// Event is the event as stored: by this call, or earlier when Existing.
 	Event event.Event
-	// Existing reports that an event with this id was already stored, so
-	// this one was not written.
+	// Existing reports that an event with this key in the stream (for an
+	// event with a key) or with this id (for one without) was already
+	// stored, so this one was not written.
 	Existing bool
 }
 
-// AppendIfAbsent appends, in one transaction, those events whose ids are
-// not stored yet, each to the end of its stream; an event whose id is
-// already stored is not written, whatever its content, and its outcome is
-// the stored event. It is the write of ingestion and backfills, where the
-// id is derived from the sender's identity of a fact, so that a second
-// delivery stores nothing and answers with the first one's position.
+// AppendIfAbsent appends, in one transaction, those events that are not
+// stored yet, each to the end of its stream; an event already stored is
+// not written, whatever its content, and its outcome is the stored event.
+// An event with a Key is already stored when its stream has an event with
+// that key; an event without one, when its id is stored. It is the write
+// of ingestion and backfills, where the key (or the id) comes from the
+// sender's identity of a fact, so that a second delivery stores nothing
+// and answers with the first one's position.
 //
-// Every event needs an id. The call is all or nothing: one invalid event
-// fails it with an *event.ValidationError and nothing is stored.
+// Every event needs a key or an id. An event with a key and an id of its
+// own whose id is stored as another event fails the call with an
+// *event.EventIDReusedError. The call is all or nothing: one invalid
+// event fails it with an *event.ValidationError and nothing is stored.
 func (s *Store[TTx]) AppendIfAbsent(ctx context.Context, events []StreamEvent) ([]Outcome, error) {
 	if err := s.usable(ctx); err != nil {
 		return nil, err
@@ -55,11 +79,13 @@ func (s *Store[TTx]) AppendIfAbsent(ctx context.Context, events []StreamEvent) (
 			out, err = s.appendIfAbsent(ctx, tx, prepared)
 			return err
 		})
-		// Another writer may store one of the ids between the lookup and
-		// the insert. Its commit is what ended the wait on the unique
-		// index, so the next attempt finds that id stored: every attempt
-		// settles at least one id.
-		if err == nil || attempt == maxIfAbsentAttempts || !errors.Is(err, event.ErrEventIDReused) {
+		// Another writer may store one of the ids or keys between the
+		// lookup and the insert. Its commit is what ended the wait on the
+		// unique index, so the next attempt finds that event stored: every
+		// attempt settles at least one event. An id found taken by the
+		// lookup is settled already and not tried again.
+		var taken *takenError
+		if err == nil || attempt == maxIfAbsentAttempts || !errors.Is(err, event.ErrEventIDReused) || errors.As(err, &taken) {
 			return out, err
 		}
 		select {
@@ -71,8 +97,8 @@ func (s *Store[TTx]) AppendIfAbsent(ctx context.Context, events []StreamEvent) (
 }
 
 // AppendIfAbsentTx is AppendIfAbsent inside tx. A concurrent writer storing
-// one of the ids at the same moment fails it with event.ErrEventIDReused;
-// roll back and try again.
+// one of the ids or keys at the same moment fails it with
+// event.ErrEventIDReused; roll back and try again.
 func (s *Store[TTx]) AppendIfAbsentTx(ctx context.Context, tx TTx, events []StreamEvent) ([]Outcome, error) {
 	if err := s.usable(ctx); err != nil {
 		return nil, err
@@ -84,10 +110,34 @@ func (s *Store[TTx]) AppendIfAbsentTx(ctx context.Context, tx TTx, events []Stre
 	return s.appendIfAbsent(ctx, tx, prepared)
 }
 
+// takenError is an event id that the lookup found stored as another event:
+// a mistake of the caller's, which no retry settles.
+type takenError struct {
+	err *event.EventIDReusedError
+}
+
+func (e *takenError) Error() string { return e.err.Error() }
+func (e *takenError) Unwrap() error { return e.err }
+
+// identity is what makes two events of an AppendIfAbsent the same: their
+// stream and key when they have a key, their id when not.
+type identity struct {
+	key event.StreamKey
+	id  uuid.UUID
+}
+
+func identityOf(streamID, key string, id uuid.UUID) identity {
+	if key != "" {
+		return identity{key: event.StreamKey{StreamID: streamID, Key: key}}
+	}
+	return identity{id: id}
+}
+
 // ValidateStreamEvents checks the arguments of AppendIfAbsent the way it
 // does, without a store, so that a caller batching several requests into
 // one call can reject a bad request without failing the others.
 func ValidateStreamEvents(events []StreamEvent) error {
+	ids := make(map[uuid.UUID]identity, len(events))
 	for i, se := range events {
 		if err := validateStreamID(se.StreamID); err != nil {
 			var ve *event.ValidationError
@@ -96,8 +146,21 @@ func ValidateStreamEvents(events []StreamEvent) error {
 			}
 			return err
 		}
+		if err := validateKey(i, se.Key); err != nil {
+			return err
+		}
 		if se.Event.ID == uuid.Nil {
-			return &event.ValidationError{Index: i, Field: "id", Reason: "is required"}
+			if se.Key == "" {
+				return &event.ValidationError{Index: i, Field: "id", Reason: "is required for an event without a key"}
+			}
+		} else {
+			// One id for two different events cannot be stored; the same
+			// event twice is a repeat, stored once.
+			who := identityOf(se.StreamID, se.Key, se.Event.ID)
+			if other, ok := ids[se.Event.ID]; ok && other != who {
+				return &event.ValidationError{Index: i, Field: "id", Reason: "is the id of another event of the batch"}
+			}
+			ids[se.Event.ID] = who
 		}
 		if err := validateProposed(i, se.Event); err != nil {
 			return err
@@ -106,50 +169,113 @@ func ValidateStreamEvents(events []StreamEvent) error {
 	return nil
 }
 
-func (s *Store[TTx]) prepareIfAbsent(events []StreamEvent) ([]event.Event, error) {
+func validateKey(i int, key string) error {
+	invalid := func(reason string) error {
+		return &event.ValidationError{Index: i, Field: "key", Reason: reason}
+	}
+	switch {
+	case len(key) > MaxKeyLength:
+		return invalid(fmt.Sprintf("is longer than %d bytes", MaxKeyLength))
+	case !utf8.ValidString(key):
+		return invalid("is not valid UTF-8")
+	case strings.ContainsRune(key, 0):
+		return invalid("contains U+0000")
+	}
+	return nil
+}
+
+// pendingEvent is an event of AppendIfAbsent, complete for the driver.
+type pendingEvent struct {
+	event.Event
+	// givenID reports that the caller chose the id (the store generates
+	// the ids of keyed events that come without one).
+	givenID bool
+}
+
+func (p *pendingEvent) identity() identity { return identityOf(p.StreamID, p.Key, p.ID) }
+
+func (s *Store[TTx]) prepareIfAbsent(events []StreamEvent) ([]pendingEvent, error) {
 	if err := ValidateStreamEvents(events); err != nil {
 		return nil, err
 	}
 	now := s.config.Now().UTC().Truncate(time.Microsecond)
-	out := make([]event.Event, len(events))
+	out := make([]pendingEvent, len(events))
 	for i, se := range events {
 		e, err := s.complete(se.Event, now)
 		if err != nil {
 			return nil, err
 		}
-		e.StreamID = se.StreamID
-		out[i] = e
+		e.StreamID, e.Key = se.StreamID, se.Key
+		out[i] = pendingEvent{Event: e, givenID: se.Event.ID != uuid.Nil}
 	}
 	return out, nil
 }
 
-func (s *Store[TTx]) appendIfAbsent(ctx context.Context, tx TTx, events []event.Event) ([]Outcome, error) {
-	ids := make([]uuid.UUID, len(events))
-	for i, e := range events {
-		ids[i] = e.ID
+// storedIn looks up, in tx, the events among pending that are stored
+// already: by key those with a key, by id those without one and those with
+// a key whose caller chose the id.
+func (s *Store[TTx]) storedIn(ctx context.Context, tx TTx, pending []pendingEvent) (byKey map[event.StreamKey]event.Event, byID map[uuid.UUID]event.Event, err error) {
+	var ids []uuid.UUID
+	var keys []event.StreamKey
+	for _, p := range pending {
+		if p.Key != "" {
+			keys = append(keys, event.StreamKey{StreamID: p.StreamID, Key: p.Key})
+		}
+		if p.Key == "" || p.givenID {
+			ids = append(ids, p.ID)
+		}
 	}
-	stored, err := s.driver.LookupTx(ctx, tx, ids)
+	byKey = make(map[event.StreamKey]event.Event, len(keys))
+	if len(keys) > 0 {
+		stored, err := s.driver.LookupKeysTx(ctx, tx, keys)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, e := range stored {
+			byKey[event.StreamKey{StreamID: e.StreamID, Key: e.Key}] = e
+		}
+	}
+	byID = make(map[uuid.UUID]event.Event, len(ids))
+	if len(ids) > 0 {
+		stored, err := s.driver.LookupTx(ctx, tx, ids)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, e := range stored {
+			byID[e.ID] = e
+		}
+	}
+	return byKey, byID, nil
+}
+
+func (s *Store[TTx]) appendIfAbsent(ctx context.Context, tx TTx, pending []pendingEvent) ([]Outcome, error) {
+	byKey, byID, err := s.storedIn(ctx, tx, pending)
 	if err != nil {
 		return nil, err
 	}
-	existing := make(map[uuid.UUID]event.Event, len(stored))
-	for _, e := range stored {
-		existing[e.ID] = e
-	}
-
-	out := make([]Outcome, len(events))
-	first := make(map[uuid.UUID]int, len(events)) // index of an id's first occurrence
+	out := make([]Outcome, len(pending))
+	written := make([]bool, len(pending))         // whether out[i] is filled in
+	first := make(map[identity]int, len(pending)) // index of an event's first occurrence
 	byStream := map[string][]int{}
-	for i, e := range events {
-		if old, ok := existing[e.ID]; ok {
-			out[i] = Outcome{Event: old, Existing: true}
+	for i := range pending {
+		p := &pending[i]
+		if p.Key != "" {
+			if old, ok := byKey[event.StreamKey{StreamID: p.StreamID, Key: p.Key}]; ok {
+				out[i], written[i] = Outcome{Event: old, Existing: true}, true
+				continue
+			}
+			if _, ok := byID[p.ID]; ok { // stored, but not as this key of this stream
+				return nil, &takenError{err: &event.EventIDReusedError{ID: p.ID}}
+			}
+		} else if old, ok := byID[p.ID]; ok {
+			out[i], written[i] = Outcome{Event: old, Existing: true}, true
 			continue
 		}
-		if _, ok := first[e.ID]; ok {
+		if _, ok := first[p.identity()]; ok {
 			continue // filled in below, from its first occurrence
 		}
-		first[e.ID] = i
-		byStream[e.StreamID] = append(byStream[e.StreamID], i)
+		first[p.identity()] = i
+		byStream[p.StreamID] = append(byStream[p.StreamID], i)
 	}
 	// Streams in a fixed order, so that concurrent calls lock their rows
 	// in the same order and cannot deadlock.
@@ -163,7 +289,7 @@ func (s *Store[TTx]) appendIfAbsent(ctx context.Context, tx TTx, events []event.
 		idx := byStream[stream]
 		batch := make([]event.Event, len(idx))
 		for j, i := range idx {
-			batch[j] = events[i]
+			batch[j] = pending[i].Event
 		}
 		params[k] = &driver.AppendParams{StreamID: stream, Expected: event.Any, Events: batch}
 	}
@@ -173,12 +299,12 @@ func (s *Store[TTx]) appendIfAbsent(ctx context.Context, tx TTx, events []event.
 	}
 	for k, stream := range streams {
 		for j, i := range byStream[stream] {
-			out[i] = Outcome{Event: results[k].Events[j], Existing: results[k].Duplicate}
+			out[i], written[i] = Outcome{Event: results[k].Events[j], Existing: results[k].Duplicate}, true
 		}
 	}
-	for i, e := range events {
-		if f := first[e.ID]; out[i].Event.ID == uuid.Nil && f != i {
-			out[i] = Outcome{Event: out[f].Event, Existing: true}
+	for i := range pending {
+		if !written[i] {
+			out[i] = Outcome{Event: out[first[pending[i].identity()]].Event, Existing: true}
 		}
 	}
 	return out, nil

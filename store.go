@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -22,6 +23,10 @@ const (
 	MaxStreamIDLength = 255
 	// MaxTypeLength is the longest event type, in bytes.
 	MaxTypeLength = 255
+	// MaxKeyLength is the longest deduplication key (StreamEvent.Key), in
+	// bytes: the key is indexed with its stream id, and PostgreSQL refuses
+	// index entries much longer than 2 KB.
+	MaxKeyLength = 1024
 	// MaxPageSize is the largest page a single read returns.
 	MaxPageSize = 10_000
 )
@@ -345,6 +350,21 @@ func (s *Store[TTx]) Lookup(ctx context.Context, ids ...uuid.UUID) ([]event.Even
 		return nil, err
 	}
 	return s.driver.Lookup(ctx, ids)
+}
+
+// LookupKeys returns the stored events that have one of keys in their
+// stream (see StreamEvent.Key), in no particular order; keys not stored
+// are left out. It is how a raw event is found by its source and
+// CloudEvents id.
+func (s *Store[TTx]) LookupKeys(ctx context.Context, keys ...event.StreamKey) ([]event.Event, error) {
+	if err := s.usable(ctx); err != nil {
+		return nil, err
+	}
+	keys = slices.DeleteFunc(slices.Clone(keys), func(k event.StreamKey) bool { return k.Key == "" })
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	return s.driver.LookupKeys(ctx, keys)
 }
 
 // StreamInfo describes a stream, or fails with event.ErrStreamNotFound.

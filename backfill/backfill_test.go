@@ -172,7 +172,7 @@ func TestRun(t *testing.T) {
 		// A stored item is a raw event like any other: a CloudEvent with
 		// the backfill's source, its data byte for byte, its time, and the
 		// backfill in its transport facts.
-		stored, err := b.store.Lookup(t.Context(), ingest.EventID("https://things.example", itemID(7)))
+		stored, err := b.store.LookupKeys(t.Context(), ingest.Key("https://things.example", itemID(7)))
 		if err != nil || len(stored) != 1 {
 			t.Fatalf("lookup: %v %v", stored, err)
 		}

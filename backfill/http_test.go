@@ -111,7 +111,7 @@ func TestHTTPSource(t *testing.T) {
 		if len(ids) != 23 || ids[0] != "9007199254740993" || ids[1] != "9007199254740994" {
 			t.Fatalf("ids %v", ids[:min(3, len(ids))])
 		}
-		stored, err := b.store.Lookup(t.Context(), ingest.EventID("https://shop.example", "9007199254740995"))
+		stored, err := b.store.LookupKeys(t.Context(), ingest.Key("https://shop.example", "9007199254740995"))
 		if err != nil || len(stored) != 1 {
 			t.Fatalf("lookup: %v, %v", stored, err)
 		}

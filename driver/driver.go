@@ -31,9 +31,11 @@ type Driver[TTx any] interface {
 	AppendTx(ctx context.Context, tx TTx, params *AppendParams) (*event.AppendResult, error)
 	// AppendManyTx is AppendTx for several streams at once, in order, in
 	// as few round trips as the database allows. It is meant for callers
-	// that looked the ids up in tx first: an id already stored may fail
+	// that looked the ids and keys up in tx first: an id already stored,
+	// or a key already stored in its stream (see event.Event.Key), fails
 	// the call with event.ErrEventIDReused instead of being recognised as
-	// a repeat.
+	// a repeat. It is the only append that stores keys; the events given
+	// to Append and AppendTx have none.
 	AppendManyTx(ctx context.Context, tx TTx, params []*AppendParams) ([]*event.AppendResult, error)
 	// InTx runs fn in a transaction of the driver's own and commits it if
 	// fn returns nil (rolls it back otherwise). Readers waiting in this
@@ -44,6 +46,12 @@ type Driver[TTx any] interface {
 	LookupTx(ctx context.Context, tx TTx, ids []uuid.UUID) ([]event.Event, error)
 	// Lookup returns the stored events among ids, in no particular order.
 	Lookup(ctx context.Context, ids []uuid.UUID) ([]event.Event, error)
+	// LookupKeysTx returns the stored events that have one of keys in
+	// their stream, in no particular order, reading inside tx.
+	LookupKeysTx(ctx context.Context, tx TTx, keys []event.StreamKey) ([]event.Event, error)
+	// LookupKeys returns the stored events that have one of keys in their
+	// stream, in no particular order.
+	LookupKeys(ctx context.Context, keys []event.StreamKey) ([]event.Event, error)
 	// ReadStream reads one stream's events.
 	ReadStream(ctx context.Context, params *ReadStreamParams) ([]event.Event, error)
 	// ReadStreamTx reads one stream's events inside tx, seeing what tx

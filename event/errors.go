@@ -16,7 +16,8 @@ var (
 	// stored because an argument was malformed.
 	ErrInvalidEvent = errors.New("invalid event")
 	// ErrEventIDReused means an event id was already used for an event with
-	// different content (or only some ids of a batch were used).
+	// different content (or only some ids of a batch were used), or that a
+	// deduplication key was already stored in its stream (see Event.Key).
 	ErrEventIDReused = errors.New("event id already used for different content")
 	// ErrStreamNotFound means the stream has no events.
 	ErrStreamNotFound = errors.New("stream not found")

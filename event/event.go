@@ -21,6 +21,11 @@ type Event struct {
 	ID uuid.UUID `json:"id"`
 	// StreamID names the stream the event belongs to.
 	StreamID string `json:"stream_id"`
+	// Key, when not empty, is the event's deduplication key: no other
+	// event of its stream has it. Only events appended with a key have
+	// one (see rawevents.StreamEvent): a raw event's key is its
+	// CloudEvents id, unique per source as the CloudEvents spec makes it.
+	Key string `json:"key,omitempty"`
 	// StreamVersion is the event's 1-based place in its stream.
 	StreamVersion int64 `json:"stream_version"`
 	// Position is the event's 1-based place in the global log. Positions
@@ -68,6 +73,13 @@ type Origin struct {
 	Source   string `json:"source"`
 	ID       string `json:"id"`
 	Position int64  `json:"position,omitempty"`
+}
+
+// StreamKey names an event by its stream and its deduplication key (see
+// Event.Key).
+type StreamKey struct {
+	StreamID string `json:"stream_id"`
+	Key      string `json:"key"`
 }
 
 // Proposed is an event to append. Only Type is required.

@@ -57,7 +57,7 @@ func TestIngestKeepsDataBytes(t *testing.T) {
 				t.Fatalf("read back: %v", err)
 			}
 			stored := events[0]
-			if stored.StreamID != ingest.StreamID(raw.Event.Source()) || stored.ID != ingest.EventID(raw.Event.Source(), "1") || stored.Metadata.Extra["token"] != "ci" {
+			if stored.StreamID != ingest.StreamID(raw.Event.Source()) || stored.Key != "1" || stored.ID.Version() != 7 || stored.Metadata.Extra["token"] != "ci" {
 				t.Fatalf("stored as %+v", stored)
 			}
 			back, err := ingest.Decode(stored.Data)

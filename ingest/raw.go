@@ -7,9 +7,12 @@
 // which token). It is stored as an ordinary event of the log:
 //
 //   - stream "raw:" + source, so a source's deliveries read in order;
-//   - id EventID(source, id), a UUIDv5 of the CloudEvents (source, id)
-//     pair, so that a second delivery of the same fact stores nothing and
-//     answers with the first one's position;
+//   - key (event.Event.Key) the CloudEvents id, unique in the stream, so
+//     that a second delivery of the same fact stores nothing and answers
+//     with the first one's position; Key(source, id) finds it with
+//     Store.LookupKeys;
+//   - id a UUIDv7 given by the store when it first stores the event (raw
+//     events stored before the keys existed keep the UUIDv5 of EventID);
 //   - data the CloudEvent in the CloudEvents JSON format: "data" holds
 //     application/json payloads verbatim, "data_base64" any other payload
 //     (and JSON with whitespace around it, which "data" would lose);
@@ -37,8 +40,8 @@ import (
 	"github.com/rawevents/rawevents/event"
 )
 
-// Namespace is the UUID namespace of raw event ids. It never changes:
-// stored ids depend on it.
+// Namespace is the UUID namespace of EventID. It never changes: stored
+// ids depend on it.
 var Namespace = uuid.MustParse("6b1f3c1e-2a43-5d0e-9c5b-7a1e0f4d2c88")
 
 // MaxSourceLength is the longest source accepted, in bytes, so that the
@@ -47,9 +50,19 @@ const MaxSourceLength = rawevents.MaxStreamIDLength - len(streamPrefix)
 
 const streamPrefix = "raw:"
 
-// EventID returns the id under which the raw event (source, id) is stored.
+// EventID returns the UUIDv5 under which the raw event (source, id) was
+// stored before raw events were deduplicated by key (SQLite schema 3,
+// PostgreSQL schema 5). Such events keep that id, and the migration gave
+// them their key; raw events stored since have a UUIDv7. Find a raw event
+// by Key, whichever scheme stored it.
 func EventID(source, id string) uuid.UUID {
 	return uuid.NewSHA1(Namespace, []byte(source+"\x00"+id))
+}
+
+// Key returns the stream and key that find the raw event (source, id)
+// with Store.LookupKeys.
+func Key(source, id string) event.StreamKey {
+	return event.StreamKey{StreamID: StreamID(source), Key: id}
 }
 
 // StreamID returns the stream that holds a source's raw events.
@@ -129,6 +142,9 @@ func Check(i int, e *ce.Event) error {
 	if len(e.Source()) > MaxSourceLength {
 		return invalid("source is longer than %d bytes", MaxSourceLength)
 	}
+	if len(e.ID()) > rawevents.MaxKeyLength {
+		return invalid("id is longer than %d bytes", rawevents.MaxKeyLength)
+	}
 	if !utf8.ValidString(e.Source()) || !utf8.ValidString(e.ID()) || !utf8.ValidString(e.Type()) {
 		return invalid("id, source and type must be valid UTF-8")
 	}
@@ -192,10 +208,11 @@ func (r *Raw) StreamEvent(receivedAt time.Time) (rawevents.StreamEvent, error) {
 	if occurred.IsZero() {
 		occurred = receivedAt
 	}
+	// The id is left to the store (a UUIDv7): the key deduplicates.
 	return rawevents.StreamEvent{
 		StreamID: StreamID(r.Event.Source()),
+		Key:      r.Event.ID(),
 		Event: event.Proposed{
-			ID:         EventID(r.Event.Source(), r.Event.ID()),
 			Type:       r.Event.Type(),
 			Data:       envelope,
 			Metadata:   meta,

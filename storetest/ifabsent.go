@@ -234,4 +234,26 @@ func testAppendManyTx[TTx any](t *testing.T, h *Harness[TTx]) {
 		}
 		requireCount(t, h, 5)
 	})
+
+	t.Run("StoredKey", func(t *testing.T) {
+		// What AppendIfAbsent's retry relies on when a concurrent writer
+		// stored the same key first: the unique key fails the call.
+		keys := completed("many-f", 2)
+		keys[0].Key, keys[1].Key = "k1", "k2"
+		if _, err := appendMany(&driver.AppendParams{StreamID: "many-f", Expected: event.NoStream, Events: keys}); err != nil {
+			t.Fatal(err)
+		}
+		again := completed("many-f", 1)
+		again[0].Key = "k2"
+		_, err := appendMany(&driver.AppendParams{StreamID: "many-f", Expected: event.Any, Events: again})
+		if !errors.Is(err, event.ErrEventIDReused) || errors.Is(err, event.ErrConcurrency) {
+			t.Fatalf("err = %v, want ErrEventIDReused", err)
+		}
+		elsewhere := completed("many-g", 1)
+		elsewhere[0].Key = "k2"
+		if _, err := appendMany(&driver.AppendParams{StreamID: "many-g", Expected: event.Any, Events: elsewhere}); err != nil {
+			t.Fatalf("the same key in another stream: %v", err)
+		}
+		requireCount(t, h, 8)
+	})
 }

@@ -77,6 +77,8 @@ func Run[TTx any](t *testing.T, newHarness Factory[TTx]) {
 		{"Follow", testFollow[TTx]},
 		{"AppendIfAbsent", testAppendIfAbsent[TTx]},
 		{"AppendIfAbsentConcurrent", testAppendIfAbsentConcurrent[TTx]},
+		{"AppendIfAbsentKeys", testAppendIfAbsentKeys[TTx]},
+		{"AppendIfAbsentKeysConcurrent", testAppendIfAbsentKeysConcurrent[TTx]},
 		{"ReadStreamTx", testReadStreamTx[TTx]},
 		{"ClaimFairShare", testClaimFairShare[TTx]},
 		{"ClaimExpiredLease", testClaimExpiredLease[TTx]},

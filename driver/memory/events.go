@@ -48,8 +48,9 @@ func (d *Driver) AppendTx(ctx context.Context, tx *Tx, p *driver.AppendParams) (
 }
 
 // AppendManyTx implements driver.Driver: one append after the other,
-// without looking the ids up again (the caller has, in tx); an id already
-// stored fails the call with event.ErrEventIDReused.
+// without looking the ids and keys up again (the caller has, in tx); an id
+// already stored, or a key already stored in its stream, fails the call
+// with event.ErrEventIDReused.
 func (d *Driver) AppendManyTx(ctx context.Context, tx *Tx, params []*driver.AppendParams) ([]*event.AppendResult, error) {
 	out := make([]*event.AppendResult, len(params))
 	err := d.withTx(ctx, "append", tx, func(v view) error {
@@ -86,14 +87,24 @@ func (v view) append(p *driver.AppendParams, checkIDs bool) (*event.AppendResult
 	if len(p.Events) == 0 {
 		return res, nil
 	}
-	// What the unique index on event ids does in the SQL drivers.
+	// What the unique indexes on event ids and on keys do in the SQL
+	// drivers.
 	batch := make(map[uuid.UUID]struct{}, len(p.Events))
+	keys := map[string]struct{}{}
 	for _, e := range p.Events {
 		_, stored := v.position(e.ID)
 		if _, twice := batch[e.ID]; stored || twice {
 			return nil, fmt.Errorf("memory: append: %w", &event.EventIDReusedError{ID: e.ID})
 		}
 		batch[e.ID] = struct{}{}
+		if e.Key == "" {
+			continue
+		}
+		_, stored = v.keyPosition(event.StreamKey{StreamID: p.StreamID, Key: e.Key})
+		if _, twice := keys[e.Key]; stored || twice {
+			return nil, fmt.Errorf("memory: append: another event of stream %q has key %q: %w", p.StreamID, e.Key, event.ErrEventIDReused)
+		}
+		keys[e.Key] = struct{}{}
 	}
 	next := v.head() + 1
 	added := make([]int64, len(p.Events))
@@ -102,6 +113,9 @@ func (v view) append(p *driver.AppendParams, checkIDs bool) (*event.AppendResult
 		e.StreamID, e.StreamVersion, e.Position = p.StreamID, current+int64(i)+1, next+int64(i)
 		v.w.log = append(v.w.log, e)
 		v.w.ids[e.ID] = e.Position
+		if e.Key != "" {
+			v.w.keys[event.StreamKey{StreamID: e.StreamID, Key: e.Key}] = e.Position
+		}
 		added[i] = e.Position
 		res.Events[i] = clone(e)
 	}
@@ -210,6 +224,44 @@ func (v view) lookup(ids []uuid.UUID) []event.Event {
 			positions = append(positions, pos)
 		}
 	}
+	return v.at(positions)
+}
+
+// LookupKeysTx implements driver.Driver.
+func (d *Driver) LookupKeysTx(ctx context.Context, tx *Tx, keys []event.StreamKey) ([]event.Event, error) {
+	var out []event.Event
+	err := d.withTx(ctx, "lookup", tx, func(v view) error {
+		out = v.lookupKeys(keys)
+		return nil
+	})
+	return out, err
+}
+
+// LookupKeys implements driver.Driver.
+func (d *Driver) LookupKeys(ctx context.Context, keys []event.StreamKey) ([]event.Event, error) {
+	var out []event.Event
+	err := d.read(ctx, "lookup", func(s *state) error {
+		out = view{s: s}.lookupKeys(keys)
+		return nil
+	})
+	return out, err
+}
+
+// lookupKeys returns the stored events among keys, each once, in position
+// order.
+func (v view) lookupKeys(keys []event.StreamKey) []event.Event {
+	var positions []int64
+	for _, key := range keys {
+		if pos, ok := v.keyPosition(key); ok && key.Key != "" {
+			positions = append(positions, pos)
+		}
+	}
+	return v.at(positions)
+}
+
+// at returns copies of the events at positions, each once, in position
+// order.
+func (v view) at(positions []int64) []event.Event {
 	slices.Sort(positions)
 	positions = slices.Compact(positions)
 	var out []event.Event

@@ -115,7 +115,9 @@ type state struct {
 	// log holds the events by position: position p is log[p-1].
 	log []event.Event
 	// ids maps each event id to its position.
-	ids     map[uuid.UUID]int64
+	ids map[uuid.UUID]int64
+	// keys maps each deduplication key to the position of its event.
+	keys    map[event.StreamKey]int64
 	streams map[string]*stream
 	subs    map[string]*subscription
 	// parked holds parked events by subscription and position.
@@ -128,6 +130,7 @@ type state struct {
 func newState() *state {
 	return &state{
 		ids:       map[uuid.UUID]int64{},
+		keys:      map[event.StreamKey]int64{},
 		streams:   map[string]*stream{},
 		subs:      map[string]*subscription{},
 		parked:    table[driver.Parked]{},
@@ -165,6 +168,9 @@ func (s *state) apply(tx *state) {
 	s.log = append(s.log, tx.log...)
 	for id, pos := range tx.ids {
 		s.ids[id] = pos
+	}
+	for key, pos := range tx.keys {
+		s.keys[key] = pos
 	}
 	for id, added := range tx.streams {
 		st := s.streams[id]

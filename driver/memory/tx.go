@@ -184,6 +184,18 @@ func (v view) position(id uuid.UUID) (int64, bool) {
 	return pos, ok
 }
 
+// keyPosition returns the position of the event with the given key in its
+// stream.
+func (v view) keyPosition(key event.StreamKey) (int64, bool) {
+	if v.w != nil {
+		if pos, ok := v.w.keys[key]; ok {
+			return pos, true
+		}
+	}
+	pos, ok := v.s.keys[key]
+	return pos, ok
+}
+
 // streamView is a stream as a view sees it.
 type streamView struct {
 	committed, added []int64

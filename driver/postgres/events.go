@@ -84,6 +84,34 @@ func (d *Driver) Lookup(ctx context.Context, ids []uuid.UUID) ([]event.Event, er
 	return d.lookup(ctx, d.pool, ids)
 }
 
+// LookupKeysTx implements driver.Driver. Like LookupTx, the query is
+// planned for each call.
+func (d *Driver) LookupKeysTx(ctx context.Context, tx pgx.Tx, keys []event.StreamKey) ([]event.Event, error) {
+	return d.lookupKeys(ctx, tx, keys)
+}
+
+// LookupKeys implements driver.Driver.
+func (d *Driver) LookupKeys(ctx context.Context, keys []event.StreamKey) ([]event.Event, error) {
+	return d.lookupKeys(ctx, d.pool, keys)
+}
+
+func (d *Driver) lookupKeys(ctx context.Context, q interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}, keys []event.StreamKey) ([]event.Event, error) {
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	streams, names := make([]string, len(keys)), make([]string, len(keys))
+	for i, k := range keys {
+		streams[i], names[i] = k.StreamID, k.Key
+	}
+	rows, err := q.Query(ctx, d.sql.lookupKeys, pgx.QueryExecModeExec, streams, names)
+	if err != nil {
+		return nil, translate(ctx, "lookup", err)
+	}
+	return scanEvents(ctx, rows)
+}
+
 func (d *Driver) lookup(ctx context.Context, q interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }, ids []uuid.UUID) ([]event.Event, error) {
@@ -180,7 +208,7 @@ func (d *Driver) appendManyArgs(params []*driver.AppendParams, flags appendFlags
 		}
 	}
 	return []any{streams, expected, counts, recorded, cols.ids, cols.types, cols.schemaVersions, cols.data, cols.metadata,
-		cols.correlation, cols.causation, cols.occurred, flags.notify, d.config.AsyncCommit}, nil
+		cols.correlation, cols.causation, cols.occurred, cols.keys, flags.notify, d.config.AsyncCommit}, nil
 }
 
 // eventColumns are events as the per-event array arguments of
@@ -192,6 +220,7 @@ type eventColumns struct {
 	data, metadata         []string
 	correlation, causation []*string
 	occurred               []time.Time
+	keys                   []*string // append_many's only
 }
 
 func newEventColumns(n int) *eventColumns {
@@ -199,6 +228,7 @@ func newEventColumns(n int) *eventColumns {
 		ids: make([]uuid.UUID, 0, n), types: make([]string, 0, n), schemaVersions: make([]int32, 0, n),
 		data: make([]string, 0, n), metadata: make([]string, 0, n),
 		correlation: make([]*string, 0, n), causation: make([]*string, 0, n), occurred: make([]time.Time, 0, n),
+		keys: make([]*string, 0, n),
 	}
 }
 
@@ -216,6 +246,7 @@ func (c *eventColumns) add(events []event.Event) error {
 		c.correlation = append(c.correlation, nullable(e.Metadata.CorrelationID))
 		c.causation = append(c.causation, nullable(e.Metadata.CausationID))
 		c.occurred = append(c.occurred, e.OccurredAt)
+		c.keys = append(c.keys, nullable(e.Key))
 	}
 	return nil
 }
@@ -282,8 +313,13 @@ func (d *Driver) appendManyError(ctx context.Context, params []*driver.AppendPar
 			return &event.ConcurrencyError{StreamID: params[i].StreamID, Expected: params[i].Expected, Actual: actual}
 		}
 	}
-	if errors.As(err, &pgErr) && pgErr.Code == codeUniqueViolated && pgErr.ConstraintName == "events_event_id_key" {
-		return errIDRace
+	if errors.As(err, &pgErr) && pgErr.Code == codeUniqueViolated {
+		switch pgErr.ConstraintName {
+		case "events_event_id_key":
+			return errIDRace
+		case "events_stream_dedup_key_idx":
+			return errKeyRace
+		}
 	}
 	return translate(ctx, "append", err)
 }
@@ -291,6 +327,10 @@ func (d *Driver) appendManyError(ctx context.Context, params []*driver.AppendPar
 // errIDRace is a concurrent append of the same event id winning the race
 // to the unique index: either an idempotent repeat or a real reuse.
 var errIDRace = fmt.Errorf("postgres: append: a concurrent append used the same event id: %w", event.ErrEventIDReused)
+
+// errKeyRace is a concurrent append of an event with the same key to the
+// same stream winning the race to the unique index.
+var errKeyRace = fmt.Errorf("postgres: append: a concurrent append stored the same key in the stream: %w", event.ErrEventIDReused)
 
 func nullable(s string) *string {
 	if s == "" {
@@ -388,12 +428,16 @@ func scanEvents(ctx context.Context, rows pgx.Rows) ([]event.Event, error) {
 	var events []event.Event
 	for rows.Next() {
 		var e event.Event
+		var key *string
 		var data, meta []byte
-		if err := rows.Scan(&e.Position, &e.ID, &e.StreamID, &e.StreamVersion, &e.Type, &e.SchemaVersion, &data, &meta, &e.OccurredAt, &e.RecordedAt); err != nil {
+		if err := rows.Scan(&e.Position, &e.ID, &e.StreamID, &key, &e.StreamVersion, &e.Type, &e.SchemaVersion, &data, &meta, &e.OccurredAt, &e.RecordedAt); err != nil {
 			return nil, translate(ctx, "read", err)
 		}
 		if err := json.Unmarshal(meta, &e.Metadata); err != nil {
 			return nil, fmt.Errorf("postgres: read: metadata of event %s: %w", e.ID, err)
+		}
+		if key != nil {
+			e.Key = *key
 		}
 		e.Data = data
 		e.OccurredAt, e.RecordedAt = e.OccurredAt.UTC(), e.RecordedAt.UTC()

@@ -163,6 +163,7 @@ type sqlText struct {
 	streamInfo      string
 	stablePosition  string
 	lookup          string
+	lookupKeys      string
 }
 
 func newSQLText(schema string) sqlText {
@@ -170,7 +171,7 @@ func newSQLText(schema string) sqlText {
 	h.Write([]byte("rawevents:" + schema))
 	ns := int64(h.Sum32() & 0x7FFFFF) // 23 bits: ns<<40 + position fits in a bigint
 	q := pgx.Identifier{schema}.Sanitize()
-	const cols = `position, event_id, stream_id, stream_version, type, schema_version, data, metadata, occurred_at, recorded_at`
+	const cols = `position, event_id, stream_id, dedup_key, stream_version, type, schema_version, data, metadata, occurred_at, recorded_at`
 	return sqlText{
 		schema:  schema,
 		channel: "rawevents_" + schema,
@@ -178,7 +179,7 @@ func newSQLText(schema string) sqlText {
 		appendEvents: `SELECT r_duplicate, r_version, r_positions, r_versions, r_occurred_at, r_recorded_at FROM ` + q +
 			`.append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
 		appendMany: `SELECT r_versions, r_positions, r_occurred_at, r_recorded_at FROM ` + q +
-			`.append_many($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+			`.append_many($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
 		readAll:        `SELECT ` + cols + ` FROM ` + q + `.events WHERE position > $1 ORDER BY position LIMIT $2`,
 		readAllBounded: `SELECT ` + cols + ` FROM ` + q + `.events WHERE position > $1 AND position <= $3 ORDER BY position LIMIT $2`,
 		readStream:     `SELECT ` + cols + ` FROM ` + q + `.events WHERE stream_id = $1 AND stream_version >= $2 ORDER BY stream_version LIMIT $3`,
@@ -186,6 +187,8 @@ func newSQLText(schema string) sqlText {
 		streamInfo:     `SELECT version, last_position, created_at, updated_at FROM ` + q + `.streams WHERE stream_id = $1 AND version > 0`,
 		stablePosition: `SELECT ` + q + `.stable_position()`,
 		lookup:         `SELECT ` + cols + ` FROM ` + q + `.events WHERE event_id = ANY($1::uuid[])`,
+		lookupKeys: `SELECT ` + cols + ` FROM ` + q + `.events WHERE dedup_key IS NOT NULL AND (stream_id, dedup_key) IN
+			(SELECT k.stream_id, k.key FROM unnest($1::text[], $2::text[]) AS k(stream_id, key))`,
 	}
 }
 
@@ -478,6 +481,8 @@ func translate(ctx context.Context, op string, err error) error {
 			return fmt.Errorf("postgres: %s: %w", op, event.ErrConcurrency)
 		case "events_event_id_key":
 			return fmt.Errorf("postgres: %s: %w", op, event.ErrEventIDReused)
+		case "events_stream_dedup_key_idx":
+			return fmt.Errorf("postgres: %s: another event of the stream has the same key: %w", op, event.ErrEventIDReused)
 		}
 	}
 	return fmt.Errorf("postgres: %s: %w", op, err)

@@ -17,7 +17,7 @@ import (
 	"github.com/rawevents/rawevents/event"
 )
 
-const eventColumns = `position, event_id, stream_id, stream_version, type, schema_version, data, metadata, occurred_at, recorded_at`
+const eventColumns = `position, event_id, stream_id, dedup_key, stream_version, type, schema_version, data, metadata, occurred_at, recorded_at`
 
 // Append implements driver.Driver. It skips the idempotency lookup: an
 // append that repeats an earlier one fails on its expected version or on
@@ -221,7 +221,7 @@ func (d *Driver) append(ctx context.Context, tx *sql.Tx, p *driver.AppendParams,
 const insertChunk = 100
 
 func insertEvents(ctx context.Context, tx *sql.Tx, events []event.Event) error {
-	const cols = 12
+	const cols = 13
 	args := make([]any, 0, cols*min(len(events), insertChunk))
 	for start := 0; start < len(events); start += insertChunk {
 		chunk := events[start:min(start+insertChunk, len(events))]
@@ -231,13 +231,13 @@ func insertEvents(ctx context.Context, tx *sql.Tx, events []event.Event) error {
 			if err != nil {
 				return fmt.Errorf("sqlite: append: encode metadata: %w", err)
 			}
-			args = append(args, e.Position, e.ID.String(), e.StreamID, e.StreamVersion, e.Type, e.SchemaVersion,
+			args = append(args, e.Position, e.ID.String(), e.StreamID, nullable(e.Key), e.StreamVersion, e.Type, e.SchemaVersion,
 				string(e.Data), string(meta), nullable(e.Metadata.CorrelationID), nullable(e.Metadata.CausationID),
 				e.OccurredAt.UnixMicro(), e.RecordedAt.UnixMicro())
 		}
-		query := `INSERT INTO events (position, event_id, stream_id, stream_version, type, schema_version, data, metadata,
+		query := `INSERT INTO events (position, event_id, stream_id, dedup_key, stream_version, type, schema_version, data, metadata,
 			correlation_id, causation_id, occurred_at, recorded_at) VALUES ` +
-			strings.TrimSuffix(strings.Repeat("(?,?,?,?,?,?,?,?,?,?,?,?),", len(chunk)), ",")
+			strings.TrimSuffix(strings.Repeat("(?,?,?,?,?,?,?,?,?,?,?,?,?),", len(chunk)), ",")
 		if _, err := tx.ExecContext(ctx, query, args...); err != nil {
 			return translate(ctx, "append", err)
 		}
@@ -330,6 +330,39 @@ func lookup(ctx context.Context, q querier, ids []uuid.UUID) ([]event.Event, err
 	return scanEvents(ctx, rows)
 }
 
+// LookupKeysTx implements driver.Driver.
+func (d *Driver) LookupKeysTx(ctx context.Context, tx *sql.Tx, keys []event.StreamKey) ([]event.Event, error) {
+	return lookupKeys(ctx, tx, keys)
+}
+
+// LookupKeys implements driver.Driver.
+func (d *Driver) LookupKeys(ctx context.Context, keys []event.StreamKey) ([]event.Event, error) {
+	return lookupKeys(ctx, d.read, keys)
+}
+
+// lookupKeys finds events by stream and key, one probe of the partial
+// index on (stream_id, dedup_key) per key.
+func lookupKeys(ctx context.Context, q querier, keys []event.StreamKey) ([]event.Event, error) {
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	pairs := make([][2]string, len(keys))
+	for i, k := range keys {
+		pairs[i] = [2]string{k.StreamID, k.Key}
+	}
+	keysJSON, err := json.Marshal(pairs)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: lookup: %w", err)
+	}
+	rows, err := q.QueryContext(ctx, `SELECT `+eventColumns+` FROM events
+		WHERE dedup_key IS NOT NULL AND (stream_id, dedup_key) IN (SELECT k.value ->> 0, k.value ->> 1 FROM json_each(?) AS k)`,
+		string(keysJSON))
+	if err != nil {
+		return nil, translate(ctx, "lookup", err)
+	}
+	return scanEvents(ctx, rows)
+}
+
 // sameContent reports whether a stored event is the one proposed again:
 // same stream, type, schema version, data bytes and metadata.
 func sameContent(stored, proposed event.Event) bool {
@@ -409,10 +442,11 @@ func scanEvents(ctx context.Context, rows *sql.Rows) ([]event.Event, error) {
 		var (
 			e                  event.Event
 			id                 string
+			key                sql.NullString
 			data, meta         []byte
 			occurred, recorded int64
 		)
-		if err := rows.Scan(&e.Position, &id, &e.StreamID, &e.StreamVersion, &e.Type, &e.SchemaVersion, &data, &meta, &occurred, &recorded); err != nil {
+		if err := rows.Scan(&e.Position, &id, &e.StreamID, &key, &e.StreamVersion, &e.Type, &e.SchemaVersion, &data, &meta, &occurred, &recorded); err != nil {
 			return nil, translate(ctx, "read", err)
 		}
 		var err error
@@ -422,7 +456,7 @@ func scanEvents(ctx context.Context, rows *sql.Rows) ([]event.Event, error) {
 		if err := json.Unmarshal(meta, &e.Metadata); err != nil {
 			return nil, fmt.Errorf("sqlite: read: metadata of event %s: %w", id, err)
 		}
-		e.Data = data
+		e.Key, e.Data = key.String, data
 		e.OccurredAt, e.RecordedAt = fromMicros(occurred), fromMicros(recorded)
 		events = append(events, e)
 	}

@@ -251,6 +251,11 @@ func translate(ctx context.Context, op string, err error) error {
 	}
 	var sqliteErr *sqlite3.Error
 	if errors.As(err, &sqliteErr) && sqliteErr.Code() == sqlite3lib.SQLITE_CONSTRAINT_UNIQUE {
+		// "UNIQUE constraint failed: events.stream_id, events.dedup_key"
+		// names the stream too: the key is looked for first.
+		if strings.Contains(sqliteErr.Error(), "events.dedup_key") {
+			return fmt.Errorf("sqlite: %s: another event of the stream has the same key: %w", op, event.ErrEventIDReused)
+		}
 		if strings.Contains(sqliteErr.Error(), "events.stream_id") {
 			return fmt.Errorf("sqlite: %s: %w", op, event.ErrConcurrency)
 		}

@@ -24,7 +24,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/spf13/cobra"
 
@@ -435,7 +434,7 @@ func (o *BenchIngestOpts) benchHTTP(ctx context.Context, backend, dsn, runID, sh
 	}
 
 	var latencies []time.Duration
-	var acked []uuid.UUID
+	var acked []event.StreamKey
 	for _, cr := range perClient {
 		latencies = append(latencies, cr.latencies...)
 		res.Events += cr.events
@@ -445,7 +444,7 @@ func (o *BenchIngestOpts) benchHTTP(ctx context.Context, backend, dsn, runID, sh
 			res.FirstError = cr.firstError
 		}
 		if cr.lastID != "" {
-			acked = append(acked, ingest.EventID(cr.lastSource, cr.lastID))
+			acked = append(acked, ingest.Key(cr.lastSource, cr.lastID))
 		}
 	}
 	res.finish(elapsed, latencies)
@@ -457,7 +456,7 @@ func (o *BenchIngestOpts) benchHTTP(ctx context.Context, backend, dsn, runID, sh
 		if err != nil {
 			return res, err
 		}
-		found, err := store.Lookup(ctx, acked...)
+		found, err := store.LookupKeys(ctx, acked...)
 		err = errors.Join(err, store.Close())
 		if err != nil {
 			return res, err

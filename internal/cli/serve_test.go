@@ -15,8 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
-
+	"github.com/rawevents/rawevents/event"
 	"github.com/rawevents/rawevents/ingest"
 )
 
@@ -107,11 +106,11 @@ func TestServeSIGTERMKeepsAcknowledgedEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	ids := make([]uuid.UUID, len(acked))
+	keys := make([]event.StreamKey, len(acked))
 	for i, id := range acked {
-		ids[i] = ingest.EventID("shutdown", id)
+		keys[i] = ingest.Key("shutdown", id)
 	}
-	found, err := store.Lookup(context.Background(), ids...)
+	found, err := store.LookupKeys(context.Background(), keys...)
 	if err != nil {
 		t.Fatal(err)
 	}

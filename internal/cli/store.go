@@ -28,6 +28,7 @@ type Store interface {
 	Follow(ctx context.Context, opts *rawevents.FollowOpts) iter.Seq2[event.Event, error]
 	StreamInfo(ctx context.Context, streamID string) (*event.StreamInfo, error)
 	Lookup(ctx context.Context, ids ...uuid.UUID) ([]event.Event, error)
+	LookupKeys(ctx context.Context, keys ...event.StreamKey) ([]event.Event, error)
 	AppendIfAbsent(ctx context.Context, events []rawevents.StreamEvent) ([]rawevents.Outcome, error)
 	Subscriptions(ctx context.Context) ([]string, error)
 	SubscriptionStatus(ctx context.Context, name string) (*rawevents.SubscriptionStatus, error)

@@ -165,7 +165,7 @@ func TestBackfillAndDeliveriesStoreOnce(t *testing.T) {
 			if _, err := b.runner.Run(t.Context(), "shop", nil); err != nil {
 				t.Fatal(err)
 			}
-			pulled, err := b.store.Lookup(t.Context(), ingest.EventID(shopSource, "o-12"))
+			pulled, err := b.store.LookupKeys(t.Context(), ingest.Key(shopSource, "o-12"))
 			if err != nil || len(pulled) != 1 {
 				t.Fatalf("lookup: %v %v", pulled, err)
 			}

@@ -88,7 +88,7 @@ func TestCloudEventsSDKClient(t *testing.T) {
 				if back.Type() != tt.event.Type() || back.Subject() != tt.event.Subject() || back.Extensions()["tenant"] != "acme" {
 					t.Fatalf("attributes: %+v", back)
 				}
-				stored, err := b.store.Lookup(ctx, ingest.EventID(tt.event.Source(), tt.event.ID()))
+				stored, err := b.store.LookupKeys(ctx, ingest.Key(tt.event.Source(), tt.event.ID()))
 				if err != nil || len(stored) != 1 {
 					t.Fatalf("lookup: %v", err)
 				}

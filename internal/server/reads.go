@@ -6,7 +6,6 @@ import (
 	"net/http"
 
 	"github.com/danielgtaylor/huma/v2"
-	"github.com/google/uuid"
 
 	"github.com/rawevents/rawevents"
 	"github.com/rawevents/rawevents/event"
@@ -18,7 +17,7 @@ import (
 type Store interface {
 	ReadAll(ctx context.Context, opts *rawevents.ReadAllOpts) ([]event.Event, error)
 	ReadStream(ctx context.Context, streamID string, opts *rawevents.ReadStreamOpts) ([]event.Event, error)
-	Lookup(ctx context.Context, ids ...uuid.UUID) ([]event.Event, error)
+	LookupKeys(ctx context.Context, keys ...event.StreamKey) ([]event.Event, error)
 	SubscriptionStore
 }
 
@@ -73,7 +72,7 @@ func (s *Server) registerReads() {
 		Source string `query:"source" required:"true" minLength:"1" doc:"The CloudEvents source attribute."`
 		ID     string `query:"id" required:"true" minLength:"1" doc:"The CloudEvents id attribute."`
 	}) (*rawEventOutput, error) {
-		events, err := s.config.Store.Lookup(ctx, ingest.EventID(in.Source, in.ID))
+		events, err := s.config.Store.LookupKeys(ctx, ingest.Key(in.Source, in.ID))
 		if err != nil {
 			return nil, s.readError(err)
 		}

@@ -252,7 +252,7 @@ func (b *testBundle) readCloudEvent(t *testing.T, source, id string) storedCloud
 // storedRaw returns the store's event for a raw event.
 func (b *testBundle) storedRaw(t *testing.T, source, id string) event.Event {
 	t.Helper()
-	events, err := b.store.Lookup(context.Background(), ingest.EventID(source, id))
+	events, err := b.store.LookupKeys(context.Background(), ingest.Key(source, id))
 	if err != nil {
 		t.Fatal(err)
 	}
