@@ -69,11 +69,71 @@ func (s *Store[TTx]) AppendIfAbsent(ctx context.Context, events []StreamEvent) (
 	if err := s.usable(ctx); err != nil {
 		return nil, err
 	}
-	prepared, err := s.prepareIfAbsent(events)
+	p, err := s.PrepareIfAbsent(events)
 	if err != nil {
 		return nil, err
 	}
-	var out []Outcome
+	return s.AppendPrepared(ctx, p)
+}
+
+// Prepared are the events of an AppendIfAbsent, checked and completed
+// (ids, record time) by PrepareIfAbsent ahead of the AppendPrepared that
+// stores them.
+type Prepared struct {
+	events []pendingEvent
+}
+
+// Len returns how many events p holds.
+func (p *Prepared) Len() int { return len(p.events) }
+
+// PrepareIfAbsent checks events as AppendIfAbsent does and completes them,
+// without storing anything: an invalid event fails it with an
+// *event.ValidationError. A writer that gathers many callers' events into
+// one transaction (group commit) prepares each caller's events on the
+// caller's goroutine, so that its one transaction does not wait for the
+// checks, and a caller's bad event fails that caller alone. The events
+// are recorded at the time of this call.
+func (s *Store[TTx]) PrepareIfAbsent(events []StreamEvent) (*Prepared, error) {
+	pending, err := s.prepareIfAbsent(events)
+	if err != nil {
+		return nil, err
+	}
+	return &Prepared{events: pending}, nil
+}
+
+// AppendPrepared is AppendIfAbsent of the prepared batches together, in
+// one transaction, one Outcome per event in order. Two batches may hold
+// the same event: it is stored once. Two batches that give one id to
+// different events fail it with an *event.EventIDReusedError, and nothing
+// is stored.
+func (s *Store[TTx]) AppendPrepared(ctx context.Context, batches ...*Prepared) ([]Outcome, error) {
+	if err := s.usable(ctx); err != nil {
+		return nil, err
+	}
+	var prepared []pendingEvent
+	switch len(batches) {
+	case 0:
+		return []Outcome{}, nil
+	case 1:
+		prepared = batches[0].events
+	default:
+		ids := map[uuid.UUID]identity{}
+		for _, b := range batches {
+			for _, p := range b.events {
+				if p.givenID {
+					if other, ok := ids[p.ID]; ok && other != p.identity() {
+						return nil, &event.EventIDReusedError{ID: p.ID}
+					}
+					ids[p.ID] = p.identity()
+				}
+			}
+			prepared = append(prepared, b.events...)
+		}
+	}
+	var (
+		out []Outcome
+		err error
+	)
 	for attempt := 1; ; attempt++ {
 		err = s.driver.InTx(ctx, func(tx TTx) error {
 			out, err = s.appendIfAbsent(ctx, tx, prepared)
@@ -133,10 +193,8 @@ func identityOf(streamID, key string, id uuid.UUID) identity {
 	return identity{id: id}
 }
 
-// ValidateStreamEvents checks the arguments of AppendIfAbsent the way it
-// does, without a store, so that a caller batching several requests into
-// one call can reject a bad request without failing the others.
-func ValidateStreamEvents(events []StreamEvent) error {
+// validateStreamEvents checks the arguments of AppendIfAbsent.
+func validateStreamEvents(events []StreamEvent) error {
 	ids := make(map[uuid.UUID]identity, len(events))
 	for i, se := range events {
 		if err := validateStreamID(se.StreamID); err != nil {
@@ -195,7 +253,7 @@ type pendingEvent struct {
 func (p *pendingEvent) identity() identity { return identityOf(p.StreamID, p.Key, p.ID) }
 
 func (s *Store[TTx]) prepareIfAbsent(events []StreamEvent) ([]pendingEvent, error) {
-	if err := ValidateStreamEvents(events); err != nil {
+	if err := validateStreamEvents(events); err != nil {
 		return nil, err
 	}
 	now := s.config.Now().UTC().Truncate(time.Microsecond)

@@ -14,7 +14,8 @@ import (
 // Store is what an Ingester needs of a store; *rawevents.Store satisfies
 // it whatever its driver.
 type Store interface {
-	AppendIfAbsent(ctx context.Context, events []rawevents.StreamEvent) ([]rawevents.Outcome, error)
+	PrepareIfAbsent(events []rawevents.StreamEvent) (*rawevents.Prepared, error)
+	AppendPrepared(ctx context.Context, batches ...*rawevents.Prepared) ([]rawevents.Outcome, error)
 }
 
 // Result is what became of one raw event.
@@ -58,7 +59,7 @@ type Ingester struct {
 }
 
 type request struct {
-	events []rawevents.StreamEvent
+	events *rawevents.Prepared
 	done   chan reply
 }
 
@@ -109,18 +110,21 @@ func (in *Ingester) Ingest(ctx context.Context, raws []Raw) ([]Result, error) {
 		}
 		events[i] = se
 	}
-	if err := rawevents.ValidateStreamEvents(events); err != nil {
+	if len(events) == 0 {
+		return []Result{}, nil
+	}
+	// Checked here, on the caller's goroutine: the committer's one
+	// transaction is what every request waits for.
+	prepared, err := in.store.PrepareIfAbsent(events)
+	if err != nil {
 		var ve *event.ValidationError
 		if errors.As(err, &ve) {
 			return nil, &InvalidError{Index: ve.Index, Reason: fmt.Sprintf("%s %s", ve.Field, ve.Reason)}
 		}
 		return nil, err
 	}
-	if len(events) == 0 {
-		return []Result{}, nil
-	}
 
-	req := &request{events: events, done: make(chan reply, 1)}
+	req := &request{events: prepared, done: make(chan reply, 1)}
 	in.mu.RLock()
 	if in.closed {
 		in.mu.RUnlock()
@@ -163,7 +167,8 @@ func (in *Ingester) Close() {
 func (in *Ingester) commit() {
 	for first := range in.queue {
 		batch := []*request{first}
-		n := len(first.events)
+		all := []*rawevents.Prepared{first.events}
+		n := first.events.Len()
 	gather:
 		for n < in.config.MaxBatch {
 			select {
@@ -172,21 +177,18 @@ func (in *Ingester) commit() {
 					break gather
 				}
 				batch = append(batch, r)
-				n += len(r.events)
+				all = append(all, r.events)
+				n += r.events.Len()
 			default:
 				break gather
 			}
 		}
-		all := make([]rawevents.StreamEvent, 0, n)
-		for _, r := range batch {
-			all = append(all, r.events...)
-		}
-		outcomes, err := in.store.AppendIfAbsent(context.Background(), all)
+		outcomes, err := in.store.AppendPrepared(context.Background(), all...)
 		if err != nil && len(batch) > 1 {
 			// One request's events may be what the database refused: each
 			// goes again alone, so that it cannot fail the others.
 			for _, r := range batch {
-				outcomes, err := in.store.AppendIfAbsent(context.Background(), r.events)
+				outcomes, err := in.store.AppendPrepared(context.Background(), r.events)
 				r.done <- reply{outcomes: outcomes, err: err}
 			}
 			continue
@@ -196,8 +198,8 @@ func (in *Ingester) commit() {
 				r.done <- reply{err: err}
 				continue
 			}
-			r.done <- reply{outcomes: outcomes[:len(r.events)]}
-			outcomes = outcomes[len(r.events):]
+			r.done <- reply{outcomes: outcomes[:r.events.Len()]}
+			outcomes = outcomes[r.events.Len():]
 		}
 	}
 }

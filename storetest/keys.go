@@ -105,6 +105,56 @@ func testAppendIfAbsentKeys[TTx any](t *testing.T, h *Harness[TTx]) {
 		requireCount(t, h, 6)
 	})
 
+	t.Run("Prepared", func(t *testing.T) {
+		// Two callers' batches in one transaction: a key in both is stored
+		// once; a bad event fails its PrepareIfAbsent alone.
+		a, err := h.Store.PrepareIfAbsent([]rawevents.StreamEvent{keyed("prep", "x", `{"n":1}`), keyed("prep", "y", `{"n":2}`)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := h.Store.PrepareIfAbsent([]rawevents.StreamEvent{keyed("prep", "y", `{"n":"y again"}`)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ve *event.ValidationError
+		if _, err := h.Store.PrepareIfAbsent([]rawevents.StreamEvent{keyed("prep", "z", `{not json`)}); !errors.As(err, &ve) {
+			t.Fatalf("bad data: err = %v, want a ValidationError", err)
+		}
+		out, err := h.Store.AppendPrepared(ctx, a, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.Len() != 2 || len(out) != 3 || out[0].Existing || out[1].Existing || !out[2].Existing || out[2].Event.Position != out[1].Event.Position {
+			t.Fatalf("outcomes %+v", out)
+		}
+		if n := len(readStream(t, h, "prep")); n != 2 {
+			t.Fatalf("stream prep holds %d events, want 2", n)
+		}
+		// One id given to two different events (two keys) by two batches.
+		id := uuid.New()
+		withID := func(key string) rawevents.StreamEvent {
+			se := keyed("prep", key, `{"n":3}`)
+			se.Event.ID = id
+			return se
+		}
+		c, err := h.Store.PrepareIfAbsent([]rawevents.StreamEvent{withID("k1")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := h.Store.PrepareIfAbsent([]rawevents.StreamEvent{withID("k2")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.Store.AppendPrepared(ctx, c, d); !errors.Is(err, event.ErrEventIDReused) {
+			t.Fatalf("one id, two events: err = %v, want ErrEventIDReused", err)
+		}
+		if n := len(readStream(t, h, "prep")); n != 2 {
+			t.Fatalf("stream prep holds %d events after a failed call, want 2", n)
+		}
+		if out, err := h.Store.AppendPrepared(ctx); err != nil || len(out) != 0 {
+			t.Fatalf("no batches: %v, %v", out, err)
+		}
+	})
 	t.Run("LookupKeys", func(t *testing.T) {
 		found, err := h.Store.LookupKeys(ctx,
 			event.StreamKey{StreamID: "source-a", Key: "1"},

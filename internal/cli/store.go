@@ -30,6 +30,8 @@ type Store interface {
 	Lookup(ctx context.Context, ids ...uuid.UUID) ([]event.Event, error)
 	LookupKeys(ctx context.Context, keys ...event.StreamKey) ([]event.Event, error)
 	AppendIfAbsent(ctx context.Context, events []rawevents.StreamEvent) ([]rawevents.Outcome, error)
+	PrepareIfAbsent(events []rawevents.StreamEvent) (*rawevents.Prepared, error)
+	AppendPrepared(ctx context.Context, batches ...*rawevents.Prepared) ([]rawevents.Outcome, error)
 	Subscriptions(ctx context.Context) ([]string, error)
 	SubscriptionStatus(ctx context.Context, name string) (*rawevents.SubscriptionStatus, error)
 	Parked(ctx context.Context, subscription string, opts *rawevents.ParkedOpts) ([]driver.Parked, error)
