@@ -54,6 +54,11 @@ type Config struct {
 	// PollInterval is how often a waiting reader looks for changes it was
 	// not told about. Default 100ms.
 	PollInterval time.Duration
+	// WriteCacheBytes is the page cache of the write connection. Default
+	// 64 MiB: SQLite's own 2 MB is soon smaller than the indexes a writer
+	// adds to at random places (the streams' versions, a read model's
+	// columns), and each miss reads a page back from the file.
+	WriteCacheBytes int64
 }
 
 func (c *Config) withDefaults() (*Config, error) {
@@ -71,6 +76,9 @@ func (c *Config) withDefaults() (*Config, error) {
 	if out.BusyTimeout == 0 {
 		out.BusyTimeout = 10 * time.Second
 	}
+	if out.WriteCacheBytes == 0 {
+		out.WriteCacheBytes = 64 << 20
+	}
 	if out.PollInterval == 0 {
 		out.PollInterval = 100 * time.Millisecond
 	}
@@ -80,6 +88,9 @@ func (c *Config) withDefaults() (*Config, error) {
 	}
 	if out.ReadConns < 0 {
 		errs = append(errs, errors.New("sqlite: ReadConns must not be negative"))
+	}
+	if out.WriteCacheBytes < 0 {
+		errs = append(errs, errors.New("sqlite: WriteCacheBytes must not be negative"))
 	}
 	if out.BusyTimeout < 0 || out.PollInterval < 0 {
 		errs = append(errs, errors.New("sqlite: BusyTimeout and PollInterval must not be negative"))
@@ -126,7 +137,7 @@ func Open(path string, config *Config) (*Driver, error) {
 	// a statement that inserts many rows inside a transaction journals
 	// every page it changes, so that it can be undone alone, and on disk
 	// that doubled the pages an append of a processor's batch writes.
-	write := sql.OpenDB(&connector{dsn: path + "?" + pragmas + fmt.Sprintf("&_pragma=wal_autocheckpoint(%d)&_pragma=temp_store(MEMORY)", walAutocheckpoint) + "&_txlock=immediate", drv: drv})
+	write := sql.OpenDB(&connector{dsn: path + "?" + pragmas + fmt.Sprintf("&_pragma=wal_autocheckpoint(%d)&_pragma=temp_store(MEMORY)&_pragma=cache_size(%d)", walAutocheckpoint, -max(cfg.WriteCacheBytes>>10, 1)) + "&_txlock=immediate", drv: drv})
 	write.SetMaxOpenConns(1)
 	write.SetMaxIdleConns(1)
 	write.SetConnMaxLifetime(0)

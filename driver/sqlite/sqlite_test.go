@@ -95,6 +95,32 @@ func TestDurableByDefault(t *testing.T) {
 	}
 }
 
+// TestWriteCache: the writer's page cache is 64 MiB unless configured,
+// and its statement journals stay in memory.
+func TestWriteCache(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		bytes int64
+		want  int
+	}{{0, -65536}, {1 << 20, -1024}} {
+		d, err := sqlite.Open(filepath.Join(t.TempDir(), "x.db"), &sqlite.Config{WriteCacheBytes: tt.bytes})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cache, temp int
+		if err := d.DB().QueryRow(`PRAGMA cache_size`).Scan(&cache); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.DB().QueryRow(`PRAGMA temp_store`).Scan(&temp); err != nil {
+			t.Fatal(err)
+		}
+		d.Close()
+		if cache != tt.want || temp != 2 { // 2 = MEMORY
+			t.Errorf("WriteCacheBytes %d: cache_size %d temp_store %d, want %d and 2", tt.bytes, cache, temp, tt.want)
+		}
+	}
+}
+
 func TestBadConfig(t *testing.T) {
 	t.Parallel()
 	for _, path := range []string{"", ":memory:", "a?b"} {
@@ -102,8 +128,8 @@ func TestBadConfig(t *testing.T) {
 			t.Errorf("Open(%q) succeeded", path)
 		}
 	}
-	_, err := sqlite.Open(filepath.Join(t.TempDir(), "x.db"), &sqlite.Config{Synchronous: "OFF", ReadConns: -1})
-	if err == nil || !strings.Contains(err.Error(), "Synchronous") || !strings.Contains(err.Error(), "ReadConns") {
-		t.Fatalf("err = %v, want both problems reported", err)
+	_, err := sqlite.Open(filepath.Join(t.TempDir(), "x.db"), &sqlite.Config{Synchronous: "OFF", ReadConns: -1, WriteCacheBytes: -1})
+	if err == nil || !strings.Contains(err.Error(), "Synchronous") || !strings.Contains(err.Error(), "ReadConns") || !strings.Contains(err.Error(), "WriteCacheBytes") {
+		t.Fatalf("err = %v, want every problem reported", err)
 	}
 }
