@@ -117,14 +117,11 @@ func (s *Store[TTx]) AppendPrepared(ctx context.Context, batches ...*Prepared) (
 	case 1:
 		prepared = batches[0].events
 	default:
-		ids := map[uuid.UUID]identity{}
+		owners := idOwners{}
 		for _, b := range batches {
 			for _, p := range b.events {
-				if p.givenID {
-					if other, ok := ids[p.ID]; ok && other != p.identity() {
-						return nil, &event.EventIDReusedError{ID: p.ID}
-					}
-					ids[p.ID] = p.identity()
+				if p.givenID && !owners.claim(p.ID, p.identity()) {
+					return nil, &event.EventIDReusedError{ID: p.ID}
 				}
 			}
 			prepared = append(prepared, b.events...)
@@ -195,7 +192,7 @@ func identityOf(streamID, key string, id uuid.UUID) identity {
 
 // validateStreamEvents checks the arguments of AppendIfAbsent.
 func validateStreamEvents(events []StreamEvent) error {
-	ids := make(map[uuid.UUID]identity, len(events))
+	owners := make(idOwners, len(events))
 	for i, se := range events {
 		if err := validateStreamID(se.StreamID); err != nil {
 			var ve *event.ValidationError
@@ -211,20 +208,28 @@ func validateStreamEvents(events []StreamEvent) error {
 			if se.Key == "" {
 				return &event.ValidationError{Index: i, Field: "id", Reason: "is required for an event without a key"}
 			}
-		} else {
-			// One id for two different events cannot be stored; the same
-			// event twice is a repeat, stored once.
-			who := identityOf(se.StreamID, se.Key, se.Event.ID)
-			if other, ok := ids[se.Event.ID]; ok && other != who {
-				return &event.ValidationError{Index: i, Field: "id", Reason: "is the id of another event of the batch"}
-			}
-			ids[se.Event.ID] = who
+		} else if !owners.claim(se.Event.ID, identityOf(se.StreamID, se.Key, se.Event.ID)) {
+			return &event.ValidationError{Index: i, Field: "id", Reason: "is the id of another event of the batch"}
 		}
 		if err := validateProposed(i, se.Event); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// idOwners records which event each id chosen by a caller names. One id
+// cannot be stored for two different events; the same event twice is a
+// repeat, stored once.
+type idOwners map[uuid.UUID]identity
+
+// claim records that id names who; false when it names another event.
+func (o idOwners) claim(id uuid.UUID, who identity) bool {
+	if other, ok := o[id]; ok && other != who {
+		return false
+	}
+	o[id] = who
+	return true
 }
 
 func validateKey(i int, key string) error {

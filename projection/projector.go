@@ -438,19 +438,26 @@ func (p *Projector[TTx]) analyzeRunning(ctx context.Context) {
 		runs = append(runs, run)
 	}
 	p.mu.Unlock()
+	if len(runs) == 0 {
+		return
+	}
+	// The head bounds every position: while it has not doubled, no
+	// generation's position has, and one read of it spares a status read
+	// per generation on every round.
+	head, err := p.log.Head(ctx)
+	if err != nil {
+		return
+	}
 	for _, run := range runs {
-		at, err := run.sub.Position(ctx)
-		if err != nil || at < max(analyzeFrom, 2*run.analyzed) {
+		due := max(analyzeFrom, 2*run.analyzed)
+		if head < due {
 			continue
 		}
-		for i := range run.pr.Tables {
-			for _, stmt := range p.d.analyze(physicalName(run.pr.Name, run.pr.Tables[i].Name, run.gen)) {
-				if _, err = p.ddl.exec(ctx, stmt); err != nil {
-					break
-				}
-			}
+		at, err := run.sub.Position(ctx)
+		if err != nil || at < due {
+			continue
 		}
-		if err != nil {
+		if err := p.analyze(ctx, run.pr, run.gen); err != nil {
 			if ctx.Err() == nil {
 				p.opts.Logger.Warn("projection: analyze", "projection", run.pr.Name, "generation", run.gen, "err", err)
 			}
@@ -458,6 +465,18 @@ func (p *Projector[TTx]) analyzeRunning(ctx context.Context) {
 		}
 		run.analyzed = at
 	}
+}
+
+// analyze refreshes the planner's statistics of a generation's tables.
+func (p *Projector[TTx]) analyze(ctx context.Context, pr *Projection, gen int) error {
+	for i := range pr.Tables {
+		for _, stmt := range p.d.analyze(physicalName(pr.Name, pr.Tables[i].Name, gen)) {
+			if _, err := p.ddl.exec(ctx, stmt); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // subscription is the subscription that builds one generation of pr.
