@@ -2,139 +2,48 @@ package sqlite_test
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
-	"fmt"
-	"slices"
-	"strings"
 	"testing"
-	"time"
 
-	ce "github.com/cloudevents/sdk-go/v2/event"
-
-	"github.com/rawevents/rawevents"
 	"github.com/rawevents/rawevents/event"
-	"github.com/rawevents/rawevents/ingest"
+	"github.com/rawevents/rawevents/storetest"
 )
 
-// beforeKeys are the events of a store written before raw events had
-// keys: raw events under their UUIDv5 ids, and, around them, events that
-// look like raw events but are not, which must get no key.
-func beforeKeys(t *testing.T) []event.Event {
-	t.Helper()
-	now := time.Now().UTC().Truncate(time.Microsecond)
-	raw := func(source, id string) event.Event {
-		e := ce.New()
-		e.SetID(id)
-		e.SetSource(source)
-		e.SetType("com.example.thing.happened")
-		if err := e.SetData("application/json", map[string]string{"n": id}); err != nil {
-			t.Fatal(err)
-		}
-		se, err := (&ingest.Raw{Event: e, Transport: ingest.Transport{Mode: "structured"}}).StreamEvent(now)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return event.Event{ID: ingest.EventID(source, id), StreamID: se.StreamID, Type: se.Event.Type, SchemaVersion: 1,
-			Data: se.Event.Data, Metadata: se.Event.Metadata, OccurredAt: now, RecordedAt: now}
-	}
-	events := []event.Event{raw("A", "1"), raw("A", "2"), raw("B", "1")}
-	// A domain event derived from raw event A/1, with its CloudEvent's
-	// source and id in data and origin.
-	derived := events[0]
-	derived.ID, derived.StreamID, derived.Type = ingest.EventID("derived", "1"), "order-1", "order.placed"
-	derived.Metadata = event.Metadata{Origin: &event.Origin{Source: "A", ID: "1", Position: 1}}
-	// An event another writer put in A's stream, claiming raw event A/2's
-	// identity: A/2, stored first, keeps the key.
-	claim := events[1]
-	claim.ID = ingest.EventID("claim", "2")
-	events = append(events, derived, claim)
-	versions := map[string]int64{}
-	for i := range events {
-		versions[events[i].StreamID]++
-		events[i].Position, events[i].StreamVersion = int64(i+1), versions[events[i].StreamID]
-	}
-	return events
-}
-
-// TestMigrationKeysStoredRawEvents stores raw events the way schema 2 did,
-// migrates, and redelivers them: each is stored once. Migration 3 gives
-// every raw event already stored its CloudEvents id as key, and no other
-// event a key; events stay immutable.
+// TestMigrationKeysStoredRawEvents: migration 3 keys the raw events that
+// schema 2 stored (storetest.TestKeyMigration).
 func TestMigrationKeysStoredRawEvents(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
 	d, _ := newDriver(t)
-	if _, err := d.MigrateTo(ctx, 2); err != nil {
-		t.Fatal(err)
-	}
-	old := beforeKeys(t)
-	for _, e := range old {
-		meta, err := json.Marshal(e.Metadata)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := d.DB().ExecContext(ctx, `INSERT INTO events (position, event_id, stream_id, stream_version, type,
-			schema_version, data, metadata, occurred_at, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			e.Position, e.ID.String(), e.StreamID, e.StreamVersion, e.Type, e.SchemaVersion, string(e.Data), string(meta),
-			e.OccurredAt.UnixMicro(), e.RecordedAt.UnixMicro()); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := d.DB().ExecContext(ctx, `INSERT INTO streams (stream_id, version, last_position, created_at, updated_at)
-			VALUES (?, ?, ?, 0, 0) ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, last_position = excluded.last_position`,
-			e.StreamID, e.StreamVersion, e.Position); err != nil {
-			t.Fatal(err)
-		}
-	}
-
-	res, err := d.Migrate(ctx)
-	if err != nil || !slices.Equal(res.Applied, []int{3}) {
-		t.Fatalf("migrate: %+v, %v", res, err)
-	}
-	store, err := rawevents.NewStore(ctx, d, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	all, err := store.ReadAll(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var keys []string
-	for i, e := range all {
-		if e.ID != old[i].ID {
-			t.Fatalf("event %d is %s after the migration, was %s", i, e.ID, old[i].ID)
-		}
-		keys = append(keys, e.Key)
-	}
-	if got := fmt.Sprintf("%q", keys); got != `["1" "2" "1" "" ""]` {
-		t.Fatalf("keys after the migration %s", got)
-	}
-
-	in := ingest.New(store, nil)
-	defer in.Close()
-	var raws []ingest.Raw
-	for _, sid := range [][2]string{{"A", "1"}, {"A", "3"}, {"B", "1"}, {"A", "2"}} {
-		e := ce.New()
-		e.SetID(sid[1])
-		e.SetSource(sid[0])
-		e.SetType("com.example.thing.happened")
-		raws = append(raws, ingest.Raw{Event: e})
-	}
-	results, err := in.Ingest(ctx, raws)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := fmt.Sprint(results[0].Duplicate, results[0].Position, results[1].Duplicate, results[2].Duplicate, results[2].Position,
-		results[3].Duplicate, results[3].Position)
-	if got != "true 1 false true 3 true 2" {
-		t.Fatalf("redelivery results %+v", results)
-	}
-	found, err := store.LookupKeys(ctx, ingest.Key("A", "3"))
-	if err != nil || len(found) != 1 || found[0].Position != 6 || found[0].ID.Version() != 7 {
-		t.Fatalf("new raw event A/3: %+v, err %v", found, err)
-	}
-
-	_, err = d.DB().ExecContext(ctx, `UPDATE events SET type = 'changed' WHERE position = 1`)
-	if err == nil || !strings.Contains(err.Error(), "immutable") {
-		t.Fatalf("update after the migration: err = %v, want the immutability trigger's", err)
-	}
+	storetest.TestKeyMigration(t, storetest.KeyMigration[*sql.Tx]{
+		Driver: d, Version: 3,
+		MigrateTo: func(ctx context.Context, version int) error {
+			_, err := d.MigrateTo(ctx, version)
+			return err
+		},
+		Insert: func(ctx context.Context, events []event.Event) error {
+			for _, e := range events {
+				meta, err := json.Marshal(e.Metadata)
+				if err != nil {
+					return err
+				}
+				if _, err := d.DB().ExecContext(ctx, `INSERT INTO events (position, event_id, stream_id, stream_version, type,
+					schema_version, data, metadata, occurred_at, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+					e.Position, e.ID.String(), e.StreamID, e.StreamVersion, e.Type, e.SchemaVersion, string(e.Data), string(meta),
+					e.OccurredAt.UnixMicro(), e.RecordedAt.UnixMicro()); err != nil {
+					return err
+				}
+				if _, err := d.DB().ExecContext(ctx, `INSERT INTO streams (stream_id, version, last_position, created_at, updated_at)
+					VALUES (?, ?, ?, 0, 0) ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, last_position = excluded.last_position`,
+					e.StreamID, e.StreamVersion, e.Position); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+		Update: func(ctx context.Context) error {
+			_, err := d.DB().ExecContext(ctx, `UPDATE events SET type = 'changed' WHERE position = 1`)
+			return err
+		},
+	})
 }
