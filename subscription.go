@@ -174,6 +174,7 @@ type Subscriber[TTx any] struct {
 	pagesMu sync.Mutex
 	pages   map[int64][]pagedEvent // full pages of the log by aligned start
 	reads   singleflight.Group     // page reads in flight, by aligned start
+	ahead   sync.WaitGroup         // reads ahead in flight (see readAhead)
 }
 
 // pagedEvent is an event of the log with the partition it belongs to, or
@@ -231,9 +232,7 @@ func (s *Subscriber[TTx]) readPage(ctx context.Context, after int64) ([]pagedEve
 		// only lack the newest events, which its next read gets.
 		// The read is shared, so one partition's end does not cancel it;
 		// each waiting partition still leaves as soon as its own ends.
-		read := s.reads.DoChan(strconv.FormatInt(start, 10), func() (any, error) {
-			return s.readAndKey(context.WithoutCancel(ctx), start)
-		})
+		read := s.read(start)
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
@@ -244,12 +243,40 @@ func (s *Subscriber[TTx]) readPage(ctx context.Context, after int64) ([]pagedEve
 			page = r.Val.([]pagedEvent)
 		}
 	}
+	if int64(len(page)) == size {
+		s.readAhead(start + size)
+	}
 	for i, pe := range page {
 		if pe.Position > after {
 			return page[i:], nil
 		}
 	}
 	return nil, nil
+}
+
+// read reads the page at start, or joins its read in flight.
+func (s *Subscriber[TTx]) read(start int64) <-chan singleflight.Result {
+	return s.reads.DoChan(strconv.FormatInt(start, 10), func() (any, error) {
+		return s.readAndKey(context.Background(), start)
+	})
+}
+
+// readAhead starts reading the page at start, unless it is kept already,
+// while the partitions handle the page before it: catching up, reading
+// the log then overlaps with handling it instead of taking turns with it.
+// Run waits for reads ahead before it returns.
+func (s *Subscriber[TTx]) readAhead(start int64) {
+	s.pagesMu.Lock()
+	_, ok := s.pages[start]
+	s.pagesMu.Unlock()
+	if ok {
+		return
+	}
+	s.ahead.Add(1)
+	go func() {
+		defer s.ahead.Done()
+		<-s.read(start)
+	}()
 }
 
 type partitionRun struct {
@@ -311,6 +338,7 @@ func (s *Subscriber[TTx]) Owner() string { return s.sub.Owner }
 func (s *Subscriber[TTx]) Run(ctx context.Context) error {
 	defer func() {
 		s.stopAll()
+		s.ahead.Wait()
 		release := context.WithoutCancel(ctx)
 		release, cancel := context.WithTimeout(release, 5*time.Second)
 		defer cancel()
