@@ -40,7 +40,12 @@ type dialect interface {
 	// name qualifies a physical table name.
 	name(physical string) string
 	placeholder(n int) string
+	// createTable creates a table with its key and nothing else;
+	// indexTable adds its other indexes, over the rows it holds (once the
+	// tables exist, a generation is built with or without them: see
+	// Options.BulkIndexFrom). Both can run again.
 	createTable(physical string, t *Table) []string
+	indexTable(physical string, t *Table) []string
 	dropTable(physical string, t *Table) []string
 	// flushSearch brings a table's full-text index up to date with the
 	// rows the transaction changed, before it commits; nil when the
@@ -127,34 +132,39 @@ func (sqliteDialect) columnType(t Type) string {
 }
 
 func (d sqliteDialect) createTable(physical string, t *Table) []string {
-	q := d.name(physical)
 	// A rowid of its own keeps the full-text index's references stable
 	// (SQLite may renumber implicit rowids on VACUUM).
-	stmts := []string{
-		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (_rowid INTEGER PRIMARY KEY, %s, UNIQUE (%s))`, q, createColumns(d, t), columnList(t.Key, "")),
+	return []string{fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (_rowid INTEGER PRIMARY KEY, %s, UNIQUE (%s))`,
+		d.name(physical), createColumns(d, t), columnList(t.Key, ""))}
+}
+
+func (d sqliteDialect) indexTable(physical string, t *Table) []string {
+	q := d.name(physical)
+	stmts := createIndexes(q, physical, t)
+	if len(t.Search) == 0 {
+		return stmts
 	}
-	stmts = append(stmts, createIndexes(q, physical, t)...)
-	if len(t.Search) > 0 {
-		// The full-text index is contentless and brought up to date once
-		// per batch (see flushSearch), not row by row: FTS5 writes its
-		// pending changes out at every statement, and a segment per row
-		// costs more in merges than the rows themselves. Triggers note
-		// which rows changed.
-		dirty := quote(physical + "_dirty")
-		stmts = append(stmts,
-			fmt.Sprintf(`CREATE VIRTUAL TABLE IF NOT EXISTS %s USING fts5(%s, content='', contentless_delete=1, tokenize='porter unicode61 remove_diacritics 2')`,
-				quote(physical+"_fts"), columnList(t.Search, "")),
-			fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (rowid INTEGER PRIMARY KEY)`, dirty),
-			fmt.Sprintf(`CREATE TRIGGER IF NOT EXISTS %s AFTER INSERT ON %s BEGIN INSERT OR IGNORE INTO %s VALUES (new._rowid); END`,
-				quote(physical+"_ai"), q, dirty),
-			fmt.Sprintf(`CREATE TRIGGER IF NOT EXISTS %s AFTER DELETE ON %s BEGIN INSERT OR IGNORE INTO %s VALUES (old._rowid); END`,
-				quote(physical+"_ad"), q, dirty),
-			// Only an update of a search column changes the index.
-			fmt.Sprintf(`CREATE TRIGGER IF NOT EXISTS %s AFTER UPDATE OF %s ON %s BEGIN INSERT OR IGNORE INTO %s VALUES (new._rowid); END`,
-				quote(physical+"_au"), columnList(t.Search, ""), q, dirty),
-		)
-	}
-	return stmts
+	// The full-text index is contentless and brought up to date once per
+	// batch (see flushSearch), not row by row: FTS5 writes its pending
+	// changes out at every statement, and a segment per row costs more in
+	// merges than the rows themselves. Triggers note which rows changed.
+	// The index starts from every row the table holds, in one pass.
+	fts, dirty := quote(physical+"_fts"), quote(physical+"_dirty")
+	return append(stmts,
+		fmt.Sprintf(`CREATE VIRTUAL TABLE IF NOT EXISTS %s USING fts5(%s, content='', contentless_delete=1, tokenize='porter unicode61 remove_diacritics 2')`,
+			fts, columnList(t.Search, "")),
+		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (rowid INTEGER PRIMARY KEY)`, dirty),
+		fmt.Sprintf(`CREATE TRIGGER IF NOT EXISTS %s AFTER INSERT ON %s BEGIN INSERT OR IGNORE INTO %s VALUES (new._rowid); END`,
+			quote(physical+"_ai"), q, dirty),
+		fmt.Sprintf(`CREATE TRIGGER IF NOT EXISTS %s AFTER DELETE ON %s BEGIN INSERT OR IGNORE INTO %s VALUES (old._rowid); END`,
+			quote(physical+"_ad"), q, dirty),
+		// Only an update of a search column changes the index.
+		fmt.Sprintf(`CREATE TRIGGER IF NOT EXISTS %s AFTER UPDATE OF %s ON %s BEGIN INSERT OR IGNORE INTO %s VALUES (new._rowid); END`,
+			quote(physical+"_au"), columnList(t.Search, ""), q, dirty),
+		fmt.Sprintf(`INSERT INTO %s (%s) VALUES ('delete-all')`, fts, fts),
+		fmt.Sprintf(`INSERT INTO %s (rowid, %s) SELECT _rowid, %s FROM %s`, fts, columnList(t.Search, ""), columnList(t.Search, ""), q),
+		fmt.Sprintf(`DELETE FROM %s`, dirty),
+	)
 }
 
 func (d sqliteDialect) flushSearch(physical string, t *Table) []string {
@@ -303,21 +313,25 @@ func (postgresDialect) columnType(t Type) string {
 }
 
 func (d postgresDialect) createTable(physical string, t *Table) []string {
+	return []string{fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (%s, PRIMARY KEY (%s))`,
+		d.name(physical), createColumns(d, t), columnList(t.Key, ""))}
+}
+
+func (d postgresDialect) indexTable(physical string, t *Table) []string {
 	q := d.name(physical)
-	search := ""
+	var stmts []string
 	if len(t.Search) > 0 {
+		// First, as it takes the strongest lock: writers wait for the
+		// whole of the build rather than deadlock with it.
 		parts := make([]string, len(t.Search))
 		for i, s := range t.Search {
 			parts[i] = "coalesce(" + quote(s) + ", '')"
 		}
-		search = fmt.Sprintf(`, _search tsvector GENERATED ALWAYS AS (to_tsvector(%s::regconfig, %s)) STORED`,
-			pgLiteral(d.language), strings.Join(parts, " || ' ' || "))
-	}
-	stmts := []string{
-		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (%s%s, PRIMARY KEY (%s))`, q, createColumns(d, t), search, columnList(t.Key, "")),
+		stmts = append(stmts, fmt.Sprintf(`ALTER TABLE %s ADD COLUMN IF NOT EXISTS _search tsvector GENERATED ALWAYS AS (to_tsvector(%s::regconfig, %s)) STORED`,
+			q, pgLiteral(d.language), strings.Join(parts, " || ' ' || ")))
 	}
 	stmts = append(stmts, createIndexes(q, physical, t)...)
-	if search != "" {
+	if len(t.Search) > 0 {
 		stmts = append(stmts, fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %s ON %s USING gin (_search)`, quote(physical+"__search"), q))
 	}
 	return stmts

@@ -14,6 +14,11 @@ import (
 // the position in time.
 var ErrWaitTimeout = errors.New("the read model did not reach the position in time")
 
+// ErrIndexing is returned by a search of a read model whose full-text
+// index is not built yet: it is catching up with a long log, and its
+// indexes are built when it has (see Options.BulkIndexFrom).
+var ErrIndexing = errors.New("the read model is catching up: its search index is built when it has")
+
 // generationPosition is how far a generation's subscription is.
 func (p *Projector[TTx]) generationPosition(ctx context.Context, name string, gen int) (int64, error) {
 	sub := subscriptionName(name, gen)
@@ -97,8 +102,9 @@ func (p *Projector[TTx]) Reflects(ctx context.Context, name string) (int64, erro
 
 // WaitFor waits until a projection's read model reflects position (see
 // Reflects): first until the upstream stages are past it, then until the
-// read model has applied every event the log held at that moment. It
-// fails with ErrWaitTimeout (wrapped) when timeout passes first.
+// read model has applied every event the log held at that moment and
+// has its indexes (see Options.BulkIndexFrom). It fails with
+// ErrWaitTimeout (wrapped) when timeout passes first.
 func (p *Projector[TTx]) WaitFor(ctx context.Context, name string, position int64, timeout time.Duration) error {
 	if _, err := p.Projection(name); err != nil {
 		return err
@@ -126,11 +132,15 @@ func (p *Projector[TTx]) WaitFor(ctx context.Context, name string, position int6
 		target = max(head, position)
 	}
 	for {
-		at, err := p.Position(ctx, name)
+		live, _, err := p.current(ctx, name)
 		if err != nil {
 			return p.waitErr(ctx, err, position)
 		}
-		if at >= target {
+		at, err := p.generationPosition(ctx, name, live.Generation)
+		if err != nil {
+			return p.waitErr(ctx, err, position)
+		}
+		if at >= target && live.Indexed {
 			return nil
 		}
 		if err := p.pause(ctx, p.read); err != nil {
@@ -188,8 +198,12 @@ type Status struct {
 	LagSeconds float64 `json:"lag_seconds"`
 	// Parked counts the events parked and not yet resolved.
 	Parked int `json:"parked"`
-	// State is one of the State constants.
+	// State is one of the State constants. A read model catching up
+	// with a long log is catching up until its indexes are built too.
 	State string `json:"state"`
+	// Indexed is false while the read model is built without its
+	// indexes (see Options.BulkIndexFrom): searches of it fail.
+	Indexed bool `json:"indexed"`
 	// Error says why a failed projection stopped.
 	Error string `json:"error,omitempty"`
 	// Rebuild is the rebuild under way, if any.
@@ -205,6 +219,9 @@ type RebuildStatus struct {
 	Swap bool `json:"swap"`
 	// Progress is Position over the head of the log, from 0 to 1.
 	Progress float64 `json:"progress"`
+	// Indexed says whether the new generation's indexes are built; it is
+	// swapped in only once they are.
+	Indexed bool `json:"indexed"`
 }
 
 // Status returns a projection's status.
@@ -221,7 +238,7 @@ func (p *Projector[TTx]) Status(ctx context.Context, name string) (*Status, erro
 	if err != nil {
 		return nil, err
 	}
-	st := &Status{Name: name, Version: pr.Version, BuiltVersion: live.Version, Generation: live.Generation, Head: head}
+	st := &Status{Name: name, Version: pr.Version, BuiltVersion: live.Version, Generation: live.Generation, Head: head, Indexed: live.Indexed}
 	if st.Position, err = p.generationPosition(ctx, name, live.Generation); err != nil {
 		return nil, err
 	}
@@ -246,7 +263,7 @@ func (p *Projector[TTx]) Status(ctx context.Context, name string) (*Status, erro
 		st.State = StateLive
 		if sub.State == rawevents.SubscriptionStopped {
 			st.State = StateStopped
-		} else if st.Lag > 0 {
+		} else if st.Lag > 0 || !live.Indexed {
 			st.State = StateCatchingUp
 		}
 	}
@@ -260,7 +277,7 @@ func (p *Projector[TTx]) Status(ctx context.Context, name string) (*Status, erro
 		st.State = StateRebuilding
 	}
 	if building != nil {
-		rb := &RebuildStatus{Generation: building.Generation, Version: building.Version, Swap: building.Swap}
+		rb := &RebuildStatus{Generation: building.Generation, Version: building.Version, Swap: building.Swap, Indexed: building.Indexed}
 		if rb.Position, err = p.generationPosition(ctx, name, building.Generation); err != nil {
 			return nil, err
 		}

@@ -205,3 +205,14 @@ func (p *Projection) table(name string) (*Table, error) {
 func (p *Projection) wants(e event.Event) bool {
 	return len(p.Types) == 0 || slices.Contains(p.Types, e.Type)
 }
+
+// hasIndexes reports whether any of p's tables has an index besides its
+// key, or a full-text index.
+func (p *Projection) hasIndexes() bool {
+	for _, t := range p.Tables {
+		if len(t.Search) > 0 || len(t.Indexes) > 0 || slices.ContainsFunc(t.Columns, func(c Column) bool { return c.Index }) {
+			return true
+		}
+	}
+	return false
+}

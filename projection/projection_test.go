@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -900,5 +901,148 @@ func TestBatchedWrites(t *testing.T) {
 				t.Errorf("%s = %v, want n %v sum %v", acct, row, tot[0], tot[1])
 			}
 		}
+	})
+}
+
+// TestBulkIndex: a read model built from a log longer than
+// Options.BulkIndexFrom gets its indexes once it has caught up; until
+// then a search of it fails with ErrIndexing and WaitFor waits. Built,
+// the indexes hold every row, and the rows written after are indexed as
+// they come; a rebuild is swapped in only once indexed.
+func TestBulkIndex(t *testing.T) {
+	forBackends(t, func(t *testing.T, newHarness func(t *testing.T) harness) {
+		h := newHarness(t)
+		ctx := context.Background()
+		var last int64
+		for i := range 120 {
+			title := fmt.Sprintf("ordinary %d", i)
+			if i%10 == 3 {
+				title = fmt.Sprintf("Running with scissors %d", i)
+			}
+			id := fmt.Sprintf("a-%03d", i%100) // the last 20 events rewrite articles
+			last = h.appendJSON(id, "article.published", article{ID: id, Title: title, Author: fmt.Sprintf("w%d", i%3), Words: i})
+		}
+		opts := &projection.Options{BulkIndexFrom: 50}
+		p := h.projector(opts, articles(1))
+		if err := p.Setup(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.List(ctx, "articles", "article", &projection.Query{Search: "scissors"}); !errors.Is(err, projection.ErrIndexing) {
+			t.Fatalf("search before the indexes: %v, want ErrIndexing", err)
+		}
+		if st, err := p.Status(ctx, "articles"); err != nil || st.Indexed {
+			t.Fatalf("Status before the indexes = %+v, %v", st, err)
+		}
+		run(t, p)
+		if err := p.WaitFor(ctx, "articles", last, 20*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		st, err := p.Status(ctx, "articles")
+		if err != nil || !st.Indexed || st.State != projection.StateLive {
+			t.Fatalf("Status after WaitFor = %+v, %v", st, err)
+		}
+		search := func(q string) []string {
+			t.Helper()
+			page, err := p.List(ctx, "articles", "article", &projection.Query{Search: q, Sort: "id", Limit: 1000})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ids []string
+			for _, r := range page.Rows {
+				ids = append(ids, r["id"].(string))
+			}
+			return ids
+		}
+		// i%10 == 3 for i < 120, each article at its last event: a-003
+		// … a-093 from the first hundred, and a-003, a-013 rewritten by
+		// events 103 and 113 with scissors again.
+		want := []string{"a-003", "a-013", "a-023", "a-033", "a-043", "a-053", "a-063", "a-073", "a-083", "a-093"}
+		if got := search("scissors"); strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Fatalf("search scissors = %v, want %v", got, want)
+		}
+		if got := search("103"); strings.Join(got, ",") != "a-003" {
+			t.Fatalf("search 103 = %v: want the rewritten a-003 only", got)
+		}
+		if got := search("3"); len(got) != 0 {
+			t.Fatalf("search 3 = %v: a-003's first title is indexed still", got)
+		}
+		page, err := p.List(ctx, "articles", "article", &projection.Query{Filters: map[string]string{"author": "w1"}, Sort: "-words", Limit: 2})
+		if err != nil || len(page.Rows) != 2 || page.Rows[0]["words"] != int64(118) {
+			t.Fatalf("author=w1 sorted by -words = %v, %v", page, err)
+		}
+
+		// Written after the indexes: indexed as they come.
+		h.appendJSON("a-200", "article.published", article{ID: "a-200", Title: "zebra crossing", Author: "w0"})
+		last = h.appendJSON("a-023", "article.retitled", article{ID: "a-023", Title: "no longer sharp"})
+		if err := p.WaitFor(ctx, "articles", last, 20*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if got := search("zebra"); strings.Join(got, ",") != "a-200" {
+			t.Fatalf("search zebra = %v", got)
+		}
+		if got := search("sharp"); strings.Join(got, ",") != "a-023" {
+			t.Fatalf("search sharp = %v", got)
+		}
+		if got := search("scissors"); len(got) != len(want)-1 || slices.Contains(got, "a-023") {
+			t.Fatalf("search scissors after a retitle = %v", got)
+		}
+
+		// A rebuild is built the same way and swapped in once indexed.
+		sum1, err := p.Checksum(ctx, "articles", 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.StartRebuild(ctx, "articles", true); err != nil {
+			t.Fatal(err)
+		}
+		waitUntil(t, "the rebuild is swapped in", func() bool {
+			st, err := p.Status(ctx, "articles")
+			return err == nil && st.Generation == 2 && st.Indexed
+		})
+		if sum2, err := p.Checksum(ctx, "articles", 2); err != nil || sum2 != sum1 {
+			t.Fatalf("rebuilt checksum %s, %v; want %s", sum2, err, sum1)
+		}
+		if got := search("scissors"); len(got) != len(want)-1 {
+			t.Fatalf("search scissors after the rebuild = %v", got)
+		}
+	})
+}
+
+// TestRegistryWithoutIndexed: a registry written before generations
+// could be built without their indexes gains the column, and what it
+// lists counts as indexed.
+func TestRegistryWithoutIndexed(t *testing.T) {
+	test := func(t *testing.T, h harness, exec func(q string) error, registry string) {
+		ctx := context.Background()
+		last := h.appendJSON("a-1", "article.published", article{ID: "a-1", Title: "Running with scissors", Author: "ann"})
+		// Version 1's tables as they were made, registered the old way.
+		p := h.projector(&projection.Options{BulkIndexFrom: -1}, articles(1))
+		if err := p.Setup(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := exec(`ALTER TABLE ` + registry + ` DROP COLUMN indexed`); err != nil {
+			t.Fatal(err)
+		}
+		p = h.projector(&projection.Options{BulkIndexFrom: 1}, articles(1))
+		run(t, p)
+		if err := p.WaitFor(ctx, "articles", last, 10*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		page, err := p.List(ctx, "articles", "article", &projection.Query{Search: "scissors"})
+		if err != nil || len(page.Rows) != 1 {
+			t.Fatalf("search = %v, %v", page, err)
+		}
+	}
+	t.Run("SQLite", func(t *testing.T) {
+		log := rawtest.SQLite(t)
+		read := rawtest.SQLiteFile(t, filepath.Join(t.TempDir(), "read.db"))
+		db := read.Driver().(*sqlite.Driver).DB()
+		test(t, newHarness(t, backend[*sql.Tx]{log, read}), func(q string) error { _, err := db.Exec(q); return err }, `"rawevents_projections"`)
+	})
+	t.Run("Postgres", func(t *testing.T) {
+		store := rawtest.Postgres(t)
+		d := store.Driver().(*postgres.Driver)
+		test(t, newHarness(t, backend[pgx.Tx]{store, store}), func(q string) error { _, err := d.Pool().Exec(context.Background(), q); return err },
+			pgx.Identifier{d.Schema(), "rawevents_projections"}.Sanitize())
 	})
 }

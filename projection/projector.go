@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -42,6 +43,15 @@ type Options struct {
 	// it such a projection is reported as needing a rebuild, keeps
 	// serving what it has, and is not updated.
 	AutoRebuild bool
+	// BulkIndexFrom is how long the log must be for a new generation (a
+	// projection's first, or a rebuild) to be built without its indexes
+	// other than the key, and its full-text index, which are then built
+	// in one pass over its rows once it has caught up: maintaining them
+	// row by row while applying a long history costs several times more.
+	// Until they are built the generation is catching up: a search of it
+	// fails with ErrIndexing, WaitFor waits for them, and a rebuild is not
+	// swapped in. Zero means 10,000 events; negative, never.
+	BulkIndexFrom int64
 	// Lease, Owner and Logger are those of the projections' subscriptions
 	// (see rawevents.Subscription).
 	Lease  time.Duration
@@ -86,8 +96,12 @@ type Projector[TTx any] struct {
 	setupMu sync.Mutex
 	setup   bool
 
+	// built is signalled when a batch of a generation without its
+	// indexes commits: Run looks whether it has caught up.
+	built chan struct{}
+
 	tablesMu sync.Mutex
-	tables   map[string]map[string]*physicalTable // by projection and generation
+	tables   map[string]*generationTables // by projection and generation
 }
 
 // generationRun is a generation's subscription running in this process.
@@ -100,6 +114,7 @@ type generationRun[TTx any] struct {
 	// analyzed is the position at which the tables' statistics were
 	// last refreshed (see analyze); only Run's goroutine uses it.
 	analyzed int64
+	tables   *generationTables
 }
 
 // New returns a Projector of projections, reading events from log and
@@ -108,11 +123,12 @@ type generationRun[TTx any] struct {
 func New[TTx any](log, read *rawevents.Store[TTx], opts *Options, projections ...*Projection) (*Projector[TTx], error) {
 	p := &Projector[TTx]{log: log, read: read, projections: map[string]*Projection{},
 		running: map[string]*generationRun[TTx]{}, failed: map[string]error{}, samples: map[string][]sample{},
-		tables: map[string]map[string]*physicalTable{}}
+		tables: map[string]*generationTables{}, built: make(chan struct{}, 1)}
 	if opts != nil {
 		p.opts = *opts
 	}
 	p.opts.Language = cmp.Or(p.opts.Language, "english")
+	p.opts.BulkIndexFrom = cmp.Or(p.opts.BulkIndexFrom, 10_000)
 	if p.opts.Logger == nil {
 		p.opts.Logger = slog.Default()
 	}
@@ -173,6 +189,9 @@ type generation struct {
 	State      string
 	Swap       bool // swap in when caught up
 	CreatedAt  time.Time
+	// Indexed says that the generation's indexes are built (see
+	// Options.BulkIndexFrom).
+	Indexed bool
 }
 
 func (p *Projector[TTx]) registry() string { return p.d.name("rawevents_projections") }
@@ -187,11 +206,20 @@ func (p *Projector[TTx]) Setup(ctx context.Context) error {
 		return nil
 	}
 	boolType, timeType := p.d.columnType(Bool), p.d.columnType(Time)
+	yes, _ := p.d.toDB(Bool, true)
 	if _, err := p.ddl.exec(ctx, fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (
 		projection text NOT NULL, generation integer NOT NULL, version integer NOT NULL,
-		state text NOT NULL, swap %s NOT NULL, created_at %s NOT NULL, PRIMARY KEY (projection, generation))`,
-		p.registry(), boolType, timeType)); err != nil {
+		state text NOT NULL, swap %s NOT NULL, created_at %s NOT NULL, indexed %s NOT NULL DEFAULT %v,
+		PRIMARY KEY (projection, generation))`,
+		p.registry(), boolType, timeType, boolType, yes)); err != nil {
 		return fmt.Errorf("projection: create registry: %w", err)
+	}
+	// A registry from before Options.BulkIndexFrom: every generation in
+	// it was built with its indexes.
+	if err := p.ddl.query(ctx, fmt.Sprintf(`SELECT indexed FROM %s WHERE 1 = 0`, p.registry()), nil, func([]any) error { return nil }); err != nil {
+		if _, err := p.ddl.exec(ctx, fmt.Sprintf(`ALTER TABLE %s ADD COLUMN indexed %s NOT NULL DEFAULT %v`, p.registry(), boolType, yes)); err != nil {
+			return fmt.Errorf("projection: add registry column indexed: %w", err)
+		}
 	}
 	for _, name := range p.names {
 		gens, err := p.generations(ctx, name)
@@ -209,10 +237,23 @@ func (p *Projector[TTx]) Setup(ctx context.Context) error {
 }
 
 func (p *Projector[TTx]) addGeneration(ctx context.Context, pr *Projection, gen int, state string, swap bool) error {
+	indexed := true
+	if p.opts.BulkIndexFrom > 0 && pr.hasIndexes() {
+		head, err := p.log.Head(ctx)
+		if err != nil {
+			return err
+		}
+		indexed = head < p.opts.BulkIndexFrom
+	}
 	for i := range pr.Tables {
-		for _, stmt := range p.d.createTable(physicalName(pr.Name, pr.Tables[i].Name, gen), &pr.Tables[i]) {
+		t := &pr.Tables[i]
+		stmts := p.d.createTable(physicalName(pr.Name, t.Name, gen), t)
+		if indexed {
+			stmts = append(stmts, p.d.indexTable(physicalName(pr.Name, t.Name, gen), t)...)
+		}
+		for _, stmt := range stmts {
 			if _, err := p.ddl.exec(ctx, stmt); err != nil {
-				return fmt.Errorf("projection %s: create table %s: %w", pr.Name, pr.Tables[i].Name, err)
+				return fmt.Errorf("projection %s: create table %s: %w", pr.Name, t.Name, err)
 			}
 		}
 	}
@@ -221,14 +262,15 @@ func (p *Projector[TTx]) addGeneration(ctx context.Context, pr *Projection, gen 
 		return err
 	}
 	swapArg, _ := p.d.toDB(Bool, swap)
+	indexedArg, _ := p.d.toDB(Bool, indexed)
 	// The first generation may be registered by two processes starting
 	// together; a later one by one StartRebuild only.
 	conflict := ""
 	if gen == 1 {
 		conflict = " ON CONFLICT DO NOTHING"
 	}
-	_, err = p.ddl.exec(ctx, fmt.Sprintf(`INSERT INTO %s (projection, generation, version, state, swap, created_at) VALUES (%s)%s`,
-		p.registry(), placeholders(p.d, 6), conflict), pr.Name, gen, pr.Version, state, swapArg, created)
+	_, err = p.ddl.exec(ctx, fmt.Sprintf(`INSERT INTO %s (projection, generation, version, state, swap, created_at, indexed) VALUES (%s)%s`,
+		p.registry(), placeholders(p.d, 7), conflict), pr.Name, gen, pr.Version, state, swapArg, created, indexedArg)
 	if err != nil {
 		return fmt.Errorf("projection %s: register generation %d: %w", pr.Name, gen, err)
 	}
@@ -254,18 +296,21 @@ func subscriptionName(projection string, gen int) string {
 // generations lists a projection's generations, oldest first.
 func (p *Projector[TTx]) generations(ctx context.Context, name string) ([]generation, error) {
 	var out []generation
-	err := p.pool.query(ctx, fmt.Sprintf(`SELECT projection, generation, version, state, swap, created_at FROM %s WHERE projection = %s ORDER BY generation`,
+	err := p.pool.query(ctx, fmt.Sprintf(`SELECT projection, generation, version, state, swap, created_at, indexed FROM %s WHERE projection = %s ORDER BY generation`,
 		p.registry(), p.d.placeholder(1)), []any{name}, func(v []any) error {
 		g := generation{Projection: name, State: fmt.Sprint(v[3])}
 		var err error
-		var swap, created any
+		var swap, created, indexed any
 		if swap, err = p.d.fromDB(Bool, v[4]); err == nil {
-			created, err = p.d.fromDB(Time, v[5])
+			if created, err = p.d.fromDB(Time, v[5]); err == nil {
+				indexed, err = p.d.fromDB(Bool, v[6])
+			}
 		}
 		if err != nil {
 			return err
 		}
 		g.Generation, g.Version, g.Swap, g.CreatedAt = int(toInt(v[1])), int(toInt(v[2])), swap.(bool), created.(time.Time)
+		g.Indexed = indexed.(bool)
 		out = append(out, g)
 		return nil
 	})
@@ -314,21 +359,55 @@ func (p *Projector[TTx]) current(ctx context.Context, name string) (live, buildi
 	return live, building, nil
 }
 
+// generationTables are where a generation's tables live.
+type generationTables struct {
+	byName map[string]*physicalTable
+	// indexed is set once the generation's indexes are known to be
+	// built; until then isIndexed reads the registry.
+	indexed    atomic.Bool
+	isIndexed  string // the registry query, with the projection and generation as arguments
+	projection string
+	gen        int
+}
+
 // physicalTables returns where a generation's tables live.
-func (p *Projector[TTx]) physicalTables(pr *Projection, gen int) map[string]*physicalTable {
+func (p *Projector[TTx]) physicalTables(pr *Projection, gen int) *generationTables {
 	key := pr.Name + ":" + strconv.Itoa(gen)
 	p.tablesMu.Lock()
 	defer p.tablesMu.Unlock()
 	if t, ok := p.tables[key]; ok {
 		return t
 	}
-	tables := map[string]*physicalTable{}
+	tables := &generationTables{byName: map[string]*physicalTable{}, projection: pr.Name, gen: gen,
+		isIndexed: fmt.Sprintf(`SELECT indexed FROM %s WHERE projection = %s AND generation = %s`,
+			p.registry(), p.d.placeholder(1), p.d.placeholder(2))}
 	for i := range pr.Tables {
 		t := &pr.Tables[i]
-		tables[t.Name] = &physicalTable{Table: t, physical: physicalName(pr.Name, t.Name, gen), sql: map[string]string{}}
+		tables.byName[t.Name] = &physicalTable{Table: t, physical: physicalName(pr.Name, t.Name, gen), sql: map[string]string{}}
 	}
 	p.tables[key] = tables
 	return tables
+}
+
+// built reports whether the generation's indexes are built, as x sees
+// the registry.
+func (g *generationTables) built(ctx context.Context, x execer, d dialect) (bool, error) {
+	if g.indexed.Load() {
+		return true, nil
+	}
+	var indexed bool
+	err := x.query(ctx, g.isIndexed, []any{g.projection, g.gen}, func(v []any) error {
+		b, err := d.fromDB(Bool, v[0])
+		indexed, _ = b.(bool)
+		return err
+	})
+	if err != nil {
+		return false, err
+	}
+	if indexed {
+		g.indexed.Store(true)
+	}
+	return indexed, nil
 }
 
 // Run keeps the projections up to date until ctx ends: it runs this
@@ -342,6 +421,8 @@ func (p *Projector[TTx]) Run(ctx context.Context) error {
 	}
 	defer p.stopAll()
 	warned := map[string]bool{}
+	tick := time.NewTicker(reconcileEvery)
+	defer tick.Stop()
 	for {
 		for _, name := range p.names {
 			if err := p.reconcile(ctx, name, warned); err != nil && ctx.Err() == nil {
@@ -349,12 +430,93 @@ func (p *Projector[TTx]) Run(ctx context.Context) error {
 			}
 		}
 		p.analyzeRunning(ctx)
-		select {
-		case <-ctx.Done():
+		if !p.sleep(ctx, tick.C) {
 			return nil
-		case <-time.After(reconcileEvery):
 		}
 	}
+}
+
+// sleep waits for the next tick, building meanwhile the indexes of the
+// generations that catch up; false when ctx ends.
+func (p *Projector[TTx]) sleep(ctx context.Context, tick <-chan time.Time) bool {
+	for {
+		p.indexCaughtUp(ctx)
+		select {
+		case <-ctx.Done():
+			return false
+		case <-tick:
+			return true
+		case <-p.built:
+		}
+	}
+}
+
+// indexLag is how close to the head of the log a generation built
+// without its indexes must be for them to be built: a tenth of
+// BulkIndexFrom, at most a page of the log.
+func (p *Projector[TTx]) indexLag() int64 { return min(p.opts.BulkIndexFrom/10, 1_000) }
+
+// indexCaughtUp builds the indexes of the generations running here that
+// were built without them and have caught up with the log.
+func (p *Projector[TTx]) indexCaughtUp(ctx context.Context) {
+	p.mu.Lock()
+	var runs []*generationRun[TTx]
+	for _, run := range p.running {
+		if !run.tables.indexed.Load() {
+			runs = append(runs, run)
+		}
+	}
+	p.mu.Unlock()
+	if len(runs) == 0 {
+		return
+	}
+	head, err := p.log.Head(ctx)
+	if err != nil {
+		return
+	}
+	for _, run := range runs {
+		at, err := run.sub.Position(ctx)
+		if err != nil || head-at > p.indexLag() {
+			continue
+		}
+		start := time.Now()
+		if err := p.buildIndexes(ctx, run.pr, run.tables); err != nil {
+			if ctx.Err() == nil {
+				p.opts.Logger.Warn("projection: build indexes", "projection", run.pr.Name, "generation", run.gen, "err", err)
+			}
+			continue
+		}
+		p.opts.Logger.Info("projection caught up: indexes built", "projection", run.pr.Name, "generation", run.gen,
+			"position", at, "took", time.Since(start).Round(time.Millisecond))
+	}
+}
+
+// buildIndexes builds a generation's indexes over the rows it holds and
+// records it in the registry, in one transaction: the batches applied
+// meanwhile wait for it, and the ones after it keep the indexes up to
+// date. Another process building them too finds them built.
+func (p *Projector[TTx]) buildIndexes(ctx context.Context, pr *Projection, g *generationTables) error {
+	yes, _ := p.d.toDB(Bool, true)
+	err := p.read.Driver().InTx(ctx, func(tx TTx) error {
+		x := p.wrap(tx)
+		n, err := x.exec(ctx, fmt.Sprintf(`UPDATE %s SET indexed = %s WHERE projection = %s AND generation = %s AND indexed <> %s`,
+			p.registry(), p.d.placeholder(1), p.d.placeholder(2), p.d.placeholder(3), p.d.placeholder(1)), yes, pr.Name, g.gen)
+		if err != nil || n == 0 {
+			return err
+		}
+		for i := range pr.Tables {
+			for _, stmt := range p.d.indexTable(physicalName(pr.Name, pr.Tables[i].Name, g.gen), &pr.Tables[i]) {
+				if _, err := x.exec(ctx, stmt); err != nil {
+					return fmt.Errorf("table %s: %w", pr.Tables[i].Name, err)
+				}
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		g.indexed.Store(true)
+	}
+	return err
 }
 
 // reconcileEvery is how often Run looks at the registry.
@@ -366,9 +528,9 @@ func (p *Projector[TTx]) reconcile(ctx context.Context, name string, warned map[
 	if err != nil {
 		return err
 	}
-	want := map[string]int{}
+	want := map[string]*generation{}
 	if live.Version == pr.Version {
-		want[subscriptionName(name, live.Generation)] = live.Generation
+		want[subscriptionName(name, live.Generation)] = live
 	} else if building == nil {
 		if p.opts.AutoRebuild {
 			p.opts.Logger.Info("projection version changed: rebuilding", "projection", name, "from", live.Version, "to", pr.Version)
@@ -384,9 +546,9 @@ func (p *Projector[TTx]) reconcile(ctx context.Context, name string, warned map[
 		}
 	}
 	if building != nil && building.Version == pr.Version {
-		want[subscriptionName(name, building.Generation)] = building.Generation
+		want[subscriptionName(name, building.Generation)] = building
 		if building.Swap {
-			if err := p.swapWhenCaughtUp(ctx, name, building.Generation); err != nil {
+			if err := p.swapWhenCaughtUp(ctx, name, building); err != nil {
 				return err
 			}
 		}
@@ -480,12 +642,19 @@ func (p *Projector[TTx]) analyze(ctx context.Context, pr *Projection, gen int) e
 }
 
 // subscription is the subscription that builds one generation of pr.
-func (p *Projector[TTx]) subscription(pr *Projection, gen int) *rawevents.Subscription[TTx] {
-	tables := p.physicalTables(pr, gen)
+func (p *Projector[TTx]) subscription(pr *Projection, tables *generationTables) *rawevents.Subscription[TTx] {
 	// apply runs the handler on events and brings what the database does
 	// not keep up to date by itself (pending writes, full-text indexes)
 	// up to date before the transaction commits.
 	apply := func(ctx context.Context, tx TTx, events []event.Event) error {
+		if !tables.indexed.Load() {
+			rawevents.OnCommit(ctx, func() {
+				select {
+				case p.built <- struct{}{}:
+				default:
+				}
+			})
+		}
 		ptx := &Tx{x: p.wrap(tx), d: p.d, tables: tables}
 		for _, e := range events {
 			if err := pr.Handle(ctx, ptx, e); err != nil {
@@ -499,7 +668,7 @@ func (p *Projector[TTx]) subscription(pr *Projection, gen int) *rawevents.Subscr
 		state = nil
 	}
 	return &rawevents.Subscription[TTx]{
-		Name: subscriptionName(pr.Name, gen),
+		Name: subscriptionName(pr.Name, tables.gen),
 		Handle: func(ctx context.Context, tx TTx, e event.Event) error {
 			return apply(ctx, tx, []event.Event{e})
 		},
@@ -513,13 +682,18 @@ func (p *Projector[TTx]) subscription(pr *Projection, gen int) *rawevents.Subscr
 }
 
 // start runs a generation's subscription; p.mu is held.
-func (p *Projector[TTx]) start(ctx context.Context, pr *Projection, gen int) error {
-	sub, err := rawevents.NewSubscriber(p.log, p.subscription(pr, gen))
+func (p *Projector[TTx]) start(ctx context.Context, pr *Projection, g *generation) error {
+	gen := g.Generation
+	tables := p.physicalTables(pr, gen)
+	if g.Indexed {
+		tables.indexed.Store(true)
+	}
+	sub, err := rawevents.NewSubscriber(p.log, p.subscription(pr, tables))
 	if err != nil {
 		return err
 	}
 	rctx, cancel := context.WithCancel(ctx)
-	run := &generationRun[TTx]{sub: sub, pr: pr, gen: gen, cancel: cancel, done: make(chan struct{})}
+	run := &generationRun[TTx]{sub: sub, pr: pr, gen: gen, tables: tables, cancel: cancel, done: make(chan struct{})}
 	p.running[subscriptionName(pr.Name, gen)] = run
 	go func() {
 		defer close(run.done)

@@ -57,10 +57,11 @@ type cursor struct {
 // value of the wrong type, a bad cursor, a search with nothing to search
 // for) fail with ErrInvalid.
 func (p *Projector[TTx]) List(ctx context.Context, name, table string, q *Query) (*Page, error) {
-	t, physical, err := p.liveTable(ctx, name, table)
+	t, live, err := p.liveTable(ctx, name, table)
 	if err != nil {
 		return nil, err
 	}
+	physical := physicalName(name, table, live.Generation)
 	if q == nil {
 		q = &Query{}
 	}
@@ -99,6 +100,9 @@ func (p *Projector[TTx]) List(ctx context.Context, name, table string, q *Query)
 	if q.Search != "" {
 		if len(t.Search) == 0 {
 			return nil, fmt.Errorf("q: %w: table %s has no search columns", ErrInvalid, t.Name)
+		}
+		if !live.Indexed {
+			return nil, fmt.Errorf("projection %s: %w", name, ErrIndexing)
 		}
 		s, err := p.d.searchArg(q.Search)
 		if err != nil {
@@ -218,10 +222,11 @@ func (p *Projector[TTx]) List(ctx context.Context, name, table string, q *Query)
 // table's key must be one column. It fails with ErrNotFound when there is
 // no such row.
 func (p *Projector[TTx]) Get(ctx context.Context, name, table, key string) (Row, error) {
-	t, physical, err := p.liveTable(ctx, name, table)
+	t, live, err := p.liveTable(ctx, name, table)
 	if err != nil {
 		return nil, err
 	}
+	physical := physicalName(name, table, live.Generation)
 	if len(t.Key) != 1 {
 		return nil, fmt.Errorf("table %s has a key of %d columns: %w: filter on them instead", t.Name, len(t.Key), ErrInvalid)
 	}
@@ -244,22 +249,21 @@ func (p *Projector[TTx]) Get(ctx context.Context, name, table, key string) (Row,
 	return row, nil
 }
 
-// liveTable returns a table of a projection and where its live
-// generation is.
-func (p *Projector[TTx]) liveTable(ctx context.Context, name, table string) (*Table, string, error) {
+// liveTable returns a table of a projection and its live generation.
+func (p *Projector[TTx]) liveTable(ctx context.Context, name, table string) (*Table, *generation, error) {
 	pr, err := p.Projection(name)
 	if err != nil {
-		return nil, "", err
+		return nil, nil, err
 	}
 	t, err := pr.table(table)
 	if err != nil {
-		return nil, "", fmt.Errorf("%w (%w)", err, ErrNotFound)
+		return nil, nil, fmt.Errorf("%w (%w)", err, ErrNotFound)
 	}
 	live, _, err := p.current(ctx, name)
 	if err != nil {
-		return nil, "", err
+		return nil, nil, err
 	}
-	return t, physicalName(name, table, live.Generation), nil
+	return t, live, nil
 }
 
 // parseValue reads a column's value from text, as filters and cursors

@@ -50,13 +50,16 @@ func (p *Projector[TTx]) Building(ctx context.Context, name string) (int, error)
 }
 
 // swapWhenCaughtUp swaps a rebuild in once it has applied the whole log
-// as it was a moment before.
-func (p *Projector[TTx]) swapWhenCaughtUp(ctx context.Context, name string, gen int) error {
+// as it was a moment before, and has its indexes.
+func (p *Projector[TTx]) swapWhenCaughtUp(ctx context.Context, name string, g *generation) error {
+	if !g.Indexed {
+		return nil
+	}
 	head, err := p.log.Head(ctx)
 	if err != nil {
 		return err
 	}
-	at, err := p.generationPosition(ctx, name, gen)
+	at, err := p.generationPosition(ctx, name, g.Generation)
 	if err != nil || at < head {
 		return err
 	}

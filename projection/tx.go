@@ -15,7 +15,7 @@ import (
 type Tx struct {
 	x      execer
 	d      dialect
-	tables map[string]*physicalTable
+	tables *generationTables
 	// pending are writes not sent yet: on a database across a network,
 	// a batch's Upserts and Adds go in one round trip, before the next
 	// read and before the batch commits.
@@ -128,7 +128,7 @@ type physicalTable struct {
 }
 
 func (tx *Tx) table(name string) (*physicalTable, error) {
-	t, ok := tx.tables[name]
+	t, ok := tx.tables.byName[name]
 	if !ok {
 		return nil, fmt.Errorf("projection: no table %q: %w", name, ErrInvalid)
 	}
@@ -407,12 +407,16 @@ func (tx *Tx) List(ctx context.Context, table string, filters Row) ([]Row, error
 }
 
 // flush sends the pending writes and brings the full-text indexes up to
-// date with what the transaction wrote, before it commits.
+// date with what the transaction wrote, before it commits (once they are
+// built: see Options.BulkIndexFrom).
 func (tx *Tx) flush(ctx context.Context) error {
 	if err := tx.send(ctx); err != nil {
 		return err
 	}
-	for _, t := range tx.tables {
+	if built, err := tx.tables.built(ctx, tx.x, tx.d); err != nil || !built {
+		return err
+	}
+	for _, t := range tx.tables.byName {
 		if len(t.Search) == 0 {
 			continue
 		}

@@ -228,6 +228,8 @@ func (s *Server) readModelError(err error) error {
 		return huma.Error404NotFound(err.Error())
 	case errors.Is(err, projection.ErrWaitTimeout):
 		return huma.NewError(http.StatusGatewayTimeout, err.Error())
+	case errors.Is(err, projection.ErrIndexing):
+		return huma.Error503ServiceUnavailable(err.Error())
 	}
 	return s.readError(err)
 }
