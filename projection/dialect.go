@@ -58,9 +58,9 @@ type dialect interface {
 	toDB(typ Type, v any) (any, error)
 	// fromDB converts what the database returned for a column of type typ.
 	fromDB(typ Type, v any) (any, error)
-	// search returns the join, the condition and the rank order of a
-	// full-text search for q over a table's search columns, with arg the
-	// placeholder of the query.
+	// search returns the join, the condition and the rank (lower is
+	// better) of a full-text search for q over a table's search columns,
+	// with arg the placeholder of the query.
 	search(physical string, arg string) (join, where, rank string)
 	// searchArg turns what a user typed into the database's query, or
 	// fails with ErrInvalid when it has nothing to search for.
@@ -389,7 +389,7 @@ func (postgresDialect) fromDB(typ Type, v any) (any, error) {
 
 func (d postgresDialect) search(_ string, arg string) (join, where, rank string) {
 	tsq := fmt.Sprintf(`websearch_to_tsquery(%s::regconfig, %s)`, pgLiteral(d.language), arg)
-	return "", "t._search @@ " + tsq, fmt.Sprintf("ts_rank(t._search, %s) DESC", tsq)
+	return "", "t._search @@ " + tsq, fmt.Sprintf("-ts_rank(t._search, %s)", tsq)
 }
 
 // searchArg checks that q has something to search for;

@@ -345,8 +345,63 @@ func TestProjectAndQuery(t *testing.T) {
 			t.Fatalf("relevance page 1: %v, %v", page, err)
 		}
 		page2, err := p.List(ctx, "articles", "article", &projection.Query{Search: "fox OR coffee OR runners", Sort: "relevance", Limit: 2, Cursor: page.Next})
-		if err != nil || len(page2.Rows) != 1 || page2.Next != "" {
-			t.Fatalf("relevance page 2: %v, %v", page2, err)
+		if err != nil || len(page2.Rows) != 1 || page2.Next != "" || page2.Ranked != 3 {
+			t.Fatalf("relevance page 2: %+v, %v", page2, err)
+		}
+	})
+}
+
+// TestMaxRanked: a search sorted by relevance ranks at most MaxRanked
+// matches and says how many it ranked; sorted by a column, every match
+// is paged through.
+func TestMaxRanked(t *testing.T) {
+	forBackends(t, func(t *testing.T, newHarness func(t *testing.T) harness) {
+		h := newHarness(t)
+		ctx := context.Background()
+		var last int64
+		for i := range projection.MaxRanked + 20 {
+			title := "common"
+			if i%100 == 7 {
+				title = "common common common, and rare"
+			}
+			id := fmt.Sprintf("a-%04d", i)
+			last = h.appendJSON(id, "article.published", article{ID: id, Title: title, Author: "ann"})
+		}
+		p := h.projector(nil, articles(1))
+		run(t, p)
+		if err := p.WaitFor(ctx, "articles", last, 30*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		count := func(q projection.Query) (n, ranked int) {
+			t.Helper()
+			for {
+				page, err := p.List(ctx, "articles", "article", &q)
+				if err != nil {
+					t.Fatal(err)
+				}
+				n += len(page.Rows)
+				ranked = page.Ranked
+				if page.Next == "" {
+					return n, ranked
+				}
+				q.Cursor = page.Next
+			}
+		}
+		if n, ranked := count(projection.Query{Search: "common", Limit: 300}); n != projection.MaxRanked || ranked != projection.MaxRanked {
+			t.Errorf("common, by relevance: %d rows, ranked %d; want %d of each", n, ranked, projection.MaxRanked)
+		}
+		if n, ranked := count(projection.Query{Search: "common", Sort: "id", Limit: 300}); n != projection.MaxRanked+20 || ranked != 0 {
+			t.Errorf("common, by id: %d rows, ranked %d; want every match, no ranking", n, ranked)
+		}
+		page, err := p.List(ctx, "articles", "article", &projection.Query{Search: "rare OR common", Limit: 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if page.Ranked != projection.MaxRanked || len(page.Rows) != 3 || page.Rows[0]["title"] != "common common common, and rare" {
+			t.Errorf("rare OR common: %+v: want the rows that also match rare first", page)
+		}
+		if n, ranked := count(projection.Query{Search: "rare"}); n != 11 || ranked != 11 {
+			t.Errorf("rare: %d rows, ranked %d; want 11 of each", n, ranked)
 		}
 	})
 }

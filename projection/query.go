@@ -20,8 +20,9 @@ type Query struct {
 	// (as in a URL); only key and indexed columns can be filtered on.
 	Filters map[string]string
 	// Sort is a key or indexed column, "-column" for descending order;
-	// "relevance" sorts by how well rows match Search, best first. Empty
-	// sorts by relevance with a Search, by key without.
+	// "relevance" sorts by how well rows match Search, best first, among
+	// at most MaxRanked matches (see Page.Ranked). Empty sorts by
+	// relevance with a Search, by key without.
 	Sort string
 	// Search is a full-text search over the table's search columns:
 	// words, "quoted phrases", -excluded words and OR.
@@ -38,11 +39,23 @@ const (
 	MaxLimit     = 1000
 )
 
+// MaxRanked is how many matches of a search sorted by relevance are
+// ranked at most. Ranking scores every match before the first page can
+// be told, so a common word over a large table would cost seconds: the
+// first MaxRanked matches the index yields are ranked, and Page.Ranked
+// says so.
+const MaxRanked = 1000
+
 // Page is a page of rows.
 type Page struct {
 	Rows []Row `json:"rows"`
 	// Next is the cursor of the next page; empty on the last page.
 	Next string `json:"next,omitempty"`
+	// Ranked is, for a search sorted by relevance, how many matches were
+	// ranked and are paged through: every match when fewer than
+	// MaxRanked; at MaxRanked, more rows may match (sort by a column to
+	// page through them all, or narrow the search).
+	Ranked int `json:"ranked,omitempty"`
 }
 
 // cursor is what a page's Next holds: the sort values of its last row,
@@ -96,7 +109,7 @@ func (p *Projector[TTx]) List(ctx context.Context, name, table string, q *Query)
 		}
 		where = append(where, "t."+quote(col)+" = "+arg(v))
 	}
-	var rank, searchArg string
+	var rank string
 	if q.Search != "" {
 		if len(t.Search) == 0 {
 			return nil, fmt.Errorf("q: %w: table %s has no search columns", ErrInvalid, t.Name)
@@ -109,8 +122,7 @@ func (p *Projector[TTx]) List(ctx context.Context, name, table string, q *Query)
 			return nil, err
 		}
 		var cond string
-		searchArg = arg(s)
-		join, cond, rank = p.d.search(physical, searchArg)
+		join, cond, rank = p.d.search(physical, arg(s))
 		where = append(where, cond)
 	}
 	var cur cursor
@@ -144,9 +156,6 @@ func (p *Projector[TTx]) List(ctx context.Context, name, table string, q *Query)
 		dir = " DESC"
 	}
 	var orderBy []string
-	if relevance {
-		orderBy = append(orderBy, rank)
-	}
 	for _, c := range order {
 		orderBy = append(orderBy, "t."+quote(c)+dir)
 	}
@@ -175,26 +184,28 @@ func (p *Projector[TTx]) List(ctx context.Context, name, table string, q *Query)
 		}
 		where = append(where, fmt.Sprintf("(%s) %s (%s)", columnList(order, "t."), op, strings.Join(places, ", ")))
 	}
-	var query string
-	if _, ok := p.d.(sqliteDialect); ok && relevance && len(where) == 1 {
-		// A search alone, best first: FTS5 ranks its matches and keeps the
-		// page's before a row of the table is read, instead of joining
-		// every match to sort them.
-		fts := quote(physical + "_fts")
-		query = fmt.Sprintf(`SELECT %s FROM (SELECT rowid AS r, rank AS k FROM %s WHERE %s MATCH %s ORDER BY rank LIMIT %d OFFSET %d) s JOIN %s t ON t._rowid = s.r ORDER BY s.k, s.r`,
-			columnList(columnNames(t), "t."), fts, fts, searchArg, limit+1, offset, p.d.name(physical))
+	cols := columnNames(t)
+	selected := columnList(cols, "t.")
+	if relevance {
+		selected += ", " + rank + " AS _rank"
+	}
+	query := fmt.Sprintf(`SELECT %s FROM %s t%s`, selected, p.d.name(physical), join)
+	if len(where) > 0 {
+		query += " WHERE " + strings.Join(where, " AND ")
+	}
+	if relevance {
+		// The first MaxRanked matches, in whatever order the index yields
+		// them, then ranked: the count of candidates comes with each row.
+		query = fmt.Sprintf(`SELECT %s, count(*) OVER () FROM (%s LIMIT %d) t ORDER BY t._rank, %s LIMIT %d OFFSET %d`,
+			columnList(cols, "t."), query, MaxRanked, strings.Join(orderBy, ", "), limit+1, offset)
 	} else {
-		query = fmt.Sprintf(`SELECT %s FROM %s t%s`, columnList(columnNames(t), "t."), p.d.name(physical), join)
-		if len(where) > 0 {
-			query += " WHERE " + strings.Join(where, " AND ")
-		}
 		query += " ORDER BY " + strings.Join(orderBy, ", ") + " LIMIT " + strconv.Itoa(limit+1)
-		if offset > 0 {
-			query += " OFFSET " + strconv.Itoa(offset)
-		}
 	}
 	page := &Page{Rows: []Row{}}
 	err = p.pool.query(ctx, query, args, func(values []any) error {
+		if relevance {
+			page.Ranked = int(toInt(values[len(cols)]))
+		}
 		row, err := scanRow(p.d, t, values)
 		page.Rows = append(page.Rows, row)
 		return err

@@ -38,6 +38,7 @@ type RowsPage struct {
 	Position int64            `json:"position" doc:"The read model shows the effects of every event up to this position of the log, through the processors. A write whose position is above it is not visible yet."`
 	Rows     []projection.Row `json:"rows"`
 	Next     string           `json:"next,omitempty" doc:"Pass as 'cursor' to read the next page; absent on the last page."`
+	Ranked   int              `json:"ranked,omitempty" doc:"Sorted by relevance: how many matches were ranked and are paged through. At 1000, more rows may match: sort by a column to page through them all."`
 }
 
 // RowAnswer is one row of a read model.
@@ -193,7 +194,7 @@ func (s *Server) registerTable(pr *projection.Projection, t projection.Table) {
 		if err != nil {
 			return nil, s.readModelError(err)
 		}
-		return &rowsOutput{Body: RowsPage{Position: position, Rows: page.Rows, Next: page.Next}}, nil
+		return &rowsOutput{Body: RowsPage{Position: position, Rows: page.Rows, Next: page.Next, Ranked: page.Ranked}}, nil
 	})
 	if len(t.Key) != 1 {
 		return
