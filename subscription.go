@@ -214,12 +214,13 @@ func (s *Subscriber[TTx]) readAndKey(ctx context.Context, start int64) ([]pagedE
 	return page, nil
 }
 
-// readPage returns the events after position, with their partitions. The
-// partitions of one process read the same log, so reads start at a
-// multiple of the page size and full pages are kept for the other
+// readPage returns the events after position, with their partitions, and
+// whether the page they are from was full (so that the log goes on after
+// them). The partitions of one process read the same log, so reads start
+// at a multiple of the page size and full pages are kept for the other
 // partitions: the log is read and keyed once per process, not once per
 // partition.
-func (s *Subscriber[TTx]) readPage(ctx context.Context, after int64) ([]pagedEvent, error) {
+func (s *Subscriber[TTx]) readPage(ctx context.Context, after int64) ([]pagedEvent, bool, error) {
 	size := int64(s.sub.PageSize)
 	start := after - after%size
 	s.pagesMu.Lock()
@@ -235,23 +236,24 @@ func (s *Subscriber[TTx]) readPage(ctx context.Context, after int64) ([]pagedEve
 		read := s.read(start)
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, false, ctx.Err()
 		case r := <-read:
 			if r.Err != nil {
-				return nil, r.Err
+				return nil, false, r.Err
 			}
 			page = r.Val.([]pagedEvent)
 		}
 	}
-	if int64(len(page)) == size {
+	full := int64(len(page)) == size
+	if full {
 		s.readAhead(start + size)
 	}
 	for i, pe := range page {
 		if pe.Position > after {
-			return page[i:], nil
+			return page[i:], full, nil
 		}
 	}
-	return nil, nil
+	return nil, full, nil
 }
 
 // read reads the page at start, or joins its read in flight.
@@ -445,14 +447,32 @@ type partitionWorker[TTx any] struct {
 
 func (w *partitionWorker[TTx]) run(ctx context.Context) error {
 	store, sub := w.s.store, w.s.sub
+	// Catching up, the partition's events of a page that do not fill a
+	// batch wait for the next page's (with several partitions, each has a
+	// share of every page): batches stay whole, and so do transactions.
+	// The position stays before the first of them; read is where the
+	// next page starts.
+	var carried []event.Event
+	read := w.position
 	for {
 		changed := store.driver.Changed(ctx)
-		if err := w.retryRequested(ctx); err != nil {
-			return err
+		if len(carried) == 0 {
+			if err := w.retryRequested(ctx); err != nil {
+				return err
+			}
+			read = w.position
 		}
-		page, err := w.s.readPage(ctx, w.position)
+		page, full, err := w.s.readPage(ctx, read)
 		if err != nil {
 			return err
+		}
+		if len(page) == 0 && len(carried) > 0 {
+			if err := w.handle(ctx, carried, read); err != nil {
+				return err
+			}
+			carried = nil
+			w.advance(read)
+			continue
 		}
 		if len(page) == 0 {
 			// Caught up. Progress over events of other partitions is
@@ -468,14 +488,15 @@ func (w *partitionWorker[TTx]) run(ctx context.Context) error {
 			}
 			continue
 		}
-		var mine []event.Event
+		mine := carried
 		for _, pe := range page {
 			if pe.partition == w.partition {
 				mine = append(mine, pe.Event)
 			}
 		}
 		end := page[len(page)-1].Position
-		for len(mine) > 0 {
+		read = end
+		for len(mine) >= sub.BatchSize || (len(mine) > 0 && !full) {
 			n := min(len(mine), sub.BatchSize)
 			upTo := mine[n-1].Position
 			if n == len(mine) {
@@ -485,6 +506,10 @@ func (w *partitionWorker[TTx]) run(ctx context.Context) error {
 				return err
 			}
 			mine = mine[n:]
+		}
+		carried = mine
+		if len(carried) > 0 {
+			continue
 		}
 		w.advance(end)
 		if end-w.saved >= 10*int64(sub.PageSize) {

@@ -270,3 +270,78 @@ func TestSubscriptionConfig(t *testing.T) {
 		}
 	}
 }
+
+func TestSubscriptionWholeBatches(t *testing.T) {
+	t.Parallel()
+	forBoth(t, func(t *testing.T) { testWholeBatches(t, rawtest.SQLite(t)) },
+		func(t *testing.T) { testWholeBatches(t, rawtest.Postgres(t)) })
+}
+
+// testWholeBatches: catching up, a partition whose share of a page does
+// not fill a batch takes the next page's events into it, so that every
+// batch but a partition's last one is whole; keys stay in order.
+func testWholeBatches[TTx any](t *testing.T, store *rawevents.Store[TTx]) {
+	const streams, perStream, batch = 6, 50, 20
+	ctx := context.Background()
+	appendNumbered(t, store, streams, perStream)
+	var (
+		mu    sync.Mutex
+		sizes = map[int][]int{} // batch sizes by the partition of their first event
+		last  = map[string]int{}
+		bad   []string
+	)
+	s, err := rawevents.NewSubscriber(store, &rawevents.Subscription[TTx]{
+		Name: "batches", Partitions: 3, BatchSize: batch, PageSize: 25,
+		Handle: func(context.Context, TTx, event.Event) error { return errors.New("want HandleBatch") },
+		HandleBatch: func(_ context.Context, _ TTx, events []event.Event) error {
+			mu.Lock()
+			defer mu.Unlock()
+			p := rawevents.PartitionOf(events[0].StreamID, 3)
+			sizes[p] = append(sizes[p], len(events))
+			for _, e := range events {
+				var d numbered
+				if err := json.Unmarshal(e.Data, &d); err != nil {
+					return err
+				}
+				if rawevents.PartitionOf(e.StreamID, 3) != p || d.N != last[e.StreamID]+1 {
+					bad = append(bad, fmt.Sprintf("%s #%d after #%d in partition %d", e.StreamID, d.N, last[e.StreamID], p))
+				}
+				last[e.StreamID] = d.N
+			}
+			return nil
+		},
+		MaxAttempts: 1, Strict: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- s.Run(rctx) }()
+	waitFor(t, "every event handled", func() bool {
+		st, err := store.SubscriptionStatus(ctx, "batches")
+		return err == nil && st.Lag == 0
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(bad) > 0 {
+		t.Fatalf("out of order: %v", bad)
+	}
+	total := 0
+	for p, ss := range sizes {
+		for i, n := range ss {
+			total += n
+			if n != batch && i != len(ss)-1 {
+				t.Errorf("partition %d: batch sizes %v: only the last may be short", p, ss)
+				break
+			}
+		}
+	}
+	if total != streams*perStream {
+		t.Fatalf("%d events handled, want %d", total, streams*perStream)
+	}
+}
