@@ -312,25 +312,26 @@ func (postgresDialect) columnType(t Type) string {
 	}
 }
 
+// createTable includes the search column: adding it later would rewrite
+// the table under a lock that queries wait for, where building an index
+// only holds writes back.
 func (d postgresDialect) createTable(physical string, t *Table) []string {
-	return []string{fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (%s, PRIMARY KEY (%s))`,
-		d.name(physical), createColumns(d, t), columnList(t.Key, ""))}
-}
-
-func (d postgresDialect) indexTable(physical string, t *Table) []string {
-	q := d.name(physical)
-	var stmts []string
+	search := ""
 	if len(t.Search) > 0 {
-		// First, as it takes the strongest lock: writers wait for the
-		// whole of the build rather than deadlock with it.
 		parts := make([]string, len(t.Search))
 		for i, s := range t.Search {
 			parts[i] = "coalesce(" + quote(s) + ", '')"
 		}
-		stmts = append(stmts, fmt.Sprintf(`ALTER TABLE %s ADD COLUMN IF NOT EXISTS _search tsvector GENERATED ALWAYS AS (to_tsvector(%s::regconfig, %s)) STORED`,
-			q, pgLiteral(d.language), strings.Join(parts, " || ' ' || ")))
+		search = fmt.Sprintf(`, _search tsvector GENERATED ALWAYS AS (to_tsvector(%s::regconfig, %s)) STORED`,
+			pgLiteral(d.language), strings.Join(parts, " || ' ' || "))
 	}
-	stmts = append(stmts, createIndexes(q, physical, t)...)
+	return []string{fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (%s%s, PRIMARY KEY (%s))`,
+		d.name(physical), createColumns(d, t), search, columnList(t.Key, ""))}
+}
+
+func (d postgresDialect) indexTable(physical string, t *Table) []string {
+	q := d.name(physical)
+	stmts := createIndexes(q, physical, t)
 	if len(t.Search) > 0 {
 		stmts = append(stmts, fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %s ON %s USING gin (_search)`, quote(physical+"__search"), q))
 	}

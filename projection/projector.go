@@ -115,6 +115,9 @@ type generationRun[TTx any] struct {
 	// last refreshed (see analyze); only Run's goroutine uses it.
 	analyzed int64
 	tables   *generationTables
+	// near is when the generation, built without its indexes, came
+	// within indexLag of the head; only Run's goroutine uses it.
+	near time.Time
 }
 
 // New returns a Projector of projections, reading events from log and
@@ -451,10 +454,14 @@ func (p *Projector[TTx]) sleep(ctx context.Context, tick <-chan time.Time) bool 
 	}
 }
 
-// indexLag is how close to the head of the log a generation built
-// without its indexes must be for them to be built: a tenth of
-// BulkIndexFrom, at most a page of the log.
+// A generation built without its indexes gets them once it has applied
+// the whole log, or, on a log that keeps growing, once it has stayed
+// within indexLag of the head (a tenth of BulkIndexFrom, at most a page
+// of the log) for indexWait: the events after the build are indexed as
+// they are applied, at the higher cost.
 func (p *Projector[TTx]) indexLag() int64 { return min(p.opts.BulkIndexFrom/10, 1_000) }
+
+const indexWait = time.Second
 
 // indexCaughtUp builds the indexes of the generations running here that
 // were built without them and have caught up with the log.
@@ -476,8 +483,19 @@ func (p *Projector[TTx]) indexCaughtUp(ctx context.Context) {
 	}
 	for _, run := range runs {
 		at, err := run.sub.Position(ctx)
-		if err != nil || head-at > p.indexLag() {
+		switch {
+		case err != nil:
 			continue
+		case head-at > p.indexLag():
+			run.near = time.Time{}
+			continue
+		case head > at:
+			if run.near.IsZero() {
+				run.near = time.Now()
+			}
+			if time.Since(run.near) < indexWait {
+				continue
+			}
 		}
 		start := time.Now()
 		if err := p.buildIndexes(ctx, run.pr, run.tables); err != nil {
