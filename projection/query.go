@@ -109,7 +109,7 @@ func (p *Projector[TTx]) List(ctx context.Context, name, table string, q *Query)
 		}
 		where = append(where, "t."+quote(col)+" = "+arg(v))
 	}
-	var rank string
+	var rank, searchArg string
 	if q.Search != "" {
 		if len(t.Search) == 0 {
 			return nil, fmt.Errorf("q: %w: table %s has no search columns", ErrInvalid, t.Name)
@@ -122,7 +122,8 @@ func (p *Projector[TTx]) List(ctx context.Context, name, table string, q *Query)
 			return nil, err
 		}
 		var cond string
-		join, cond, rank = p.d.search(physical, arg(s))
+		searchArg = arg(s)
+		join, cond, rank = p.d.search(physical, searchArg)
 		where = append(where, cond)
 	}
 	var cur cursor
@@ -193,12 +194,21 @@ func (p *Projector[TTx]) List(ctx context.Context, name, table string, q *Query)
 	if len(where) > 0 {
 		query += " WHERE " + strings.Join(where, " AND ")
 	}
-	if relevance {
+	_, sqlite := p.d.(sqliteDialect)
+	switch {
+	case relevance && sqlite && len(where) == 1:
+		// A search alone: FTS5 ranks its candidates and keeps the page's
+		// before a row of the table is read.
+		fts := quote(physical + "_fts")
+		query = fmt.Sprintf(`SELECT %s, s.n FROM (SELECT r, k, count(*) OVER () AS n FROM (SELECT rowid AS r, rank AS k FROM %s WHERE %s MATCH %s LIMIT %d)
+			ORDER BY k, r LIMIT %d OFFSET %d) s JOIN %s t ON t._rowid = s.r ORDER BY s.k, s.r`,
+			columnList(cols, "t."), fts, fts, searchArg, MaxRanked, limit+1, offset, p.d.name(physical))
+	case relevance:
 		// The first MaxRanked matches, in whatever order the index yields
 		// them, then ranked: the count of candidates comes with each row.
 		query = fmt.Sprintf(`SELECT %s, count(*) OVER () FROM (%s LIMIT %d) t ORDER BY t._rank, %s LIMIT %d OFFSET %d`,
 			columnList(cols, "t."), query, MaxRanked, strings.Join(orderBy, ", "), limit+1, offset)
-	} else {
+	default:
 		query += " ORDER BY " + strings.Join(orderBy, ", ") + " LIMIT " + strconv.Itoa(limit+1)
 	}
 	page := &Page{Rows: []Row{}}
