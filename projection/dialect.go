@@ -40,11 +40,13 @@ type dialect interface {
 	// name qualifies a physical table name.
 	name(physical string) string
 	placeholder(n int) string
-	// createTable creates a table with its key and nothing else;
-	// indexTable adds its other indexes, over the rows it holds (once the
-	// tables exist, a generation is built with or without them: see
-	// Options.BulkIndexFrom). Both can run again.
-	createTable(physical string, t *Table) []string
+	// createTable creates a table with its key and nothing else (with
+	// search, the column a full-text index indexes, where the database
+	// keeps one); indexTable adds that column where it is missing, and
+	// the table's other indexes, over the rows it holds (a generation is
+	// built with or without them: see Options.BulkIndexFrom). Both can
+	// run again.
+	createTable(physical string, t *Table, search bool) []string
 	indexTable(physical string, t *Table) []string
 	dropTable(physical string, t *Table) []string
 	// flushSearch brings a table's full-text index up to date with the
@@ -131,7 +133,7 @@ func (sqliteDialect) columnType(t Type) string {
 	}
 }
 
-func (d sqliteDialect) createTable(physical string, t *Table) []string {
+func (d sqliteDialect) createTable(physical string, t *Table, _ bool) []string {
 	// A rowid of its own keeps the full-text index's references stable
 	// (SQLite may renumber implicit rowids on VACUUM).
 	return []string{fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (_rowid INTEGER PRIMARY KEY, %s, UNIQUE (%s))`,
@@ -312,26 +314,40 @@ func (postgresDialect) columnType(t Type) string {
 	}
 }
 
-// createTable includes the search column: adding it later would rewrite
-// the table under a lock that queries wait for, where building an index
-// only holds writes back.
-func (d postgresDialect) createTable(physical string, t *Table) []string {
-	search := ""
-	if len(t.Search) > 0 {
-		parts := make([]string, len(t.Search))
-		for i, s := range t.Search {
-			parts[i] = "coalesce(" + quote(s) + ", '')"
-		}
-		search = fmt.Sprintf(`, _search tsvector GENERATED ALWAYS AS (to_tsvector(%s::regconfig, %s)) STORED`,
-			pgLiteral(d.language), strings.Join(parts, " || ' ' || "))
+// searchColumn is the generated tsvector column of a table's search
+// columns.
+func (d postgresDialect) searchColumn(t *Table) string {
+	parts := make([]string, len(t.Search))
+	for i, s := range t.Search {
+		parts[i] = "coalesce(" + quote(s) + ", '')"
+	}
+	return fmt.Sprintf(`_search tsvector GENERATED ALWAYS AS (to_tsvector(%s::regconfig, %s)) STORED`,
+		pgLiteral(d.language), strings.Join(parts, " || ' ' || "))
+}
+
+func (d postgresDialect) createTable(physical string, t *Table, search bool) []string {
+	column := ""
+	if search && len(t.Search) > 0 {
+		column = ", " + d.searchColumn(t)
 	}
 	return []string{fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (%s%s, PRIMARY KEY (%s))`,
-		d.name(physical), createColumns(d, t), search, columnList(t.Key, ""))}
+		d.name(physical), createColumns(d, t), column, columnList(t.Key, ""))}
 }
 
 func (d postgresDialect) indexTable(physical string, t *Table) []string {
 	q := d.name(physical)
-	stmts := createIndexes(q, physical, t)
+	var stmts []string
+	if len(t.Search) > 0 {
+		// Adding the column rewrites the table under a lock that queries
+		// wait for: only where it is missing (see addGeneration), and
+		// first, so that writers wait for the build rather than deadlock
+		// with it.
+		stmts = append(stmts, fmt.Sprintf(`DO $$ BEGIN
+			IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = %s::regclass AND attname = '_search' AND NOT attisdropped) THEN
+				ALTER TABLE %s ADD COLUMN %s;
+			END IF; END $$`, pgLiteral(q), q, d.searchColumn(t)))
+	}
+	stmts = append(stmts, createIndexes(q, physical, t)...)
 	if len(t.Search) > 0 {
 		stmts = append(stmts, fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %s ON %s USING gin (_search)`, quote(physical+"__search"), q))
 	}

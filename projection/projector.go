@@ -248,9 +248,14 @@ func (p *Projector[TTx]) addGeneration(ctx context.Context, pr *Projection, gen 
 		}
 		indexed = head < p.opts.BulkIndexFrom
 	}
+	// Without its indexes, a generation built beside the live one also
+	// goes without its search column, if the database keeps one: adding
+	// it afterwards costs less than maintaining it row by row, but holds
+	// queries of the table back, and nobody queries this one.
+	search := indexed || state != genBuilding
 	for i := range pr.Tables {
 		t := &pr.Tables[i]
-		stmts := p.d.createTable(physicalName(pr.Name, t.Name, gen), t)
+		stmts := p.d.createTable(physicalName(pr.Name, t.Name, gen), t, search)
 		if indexed {
 			stmts = append(stmts, p.d.indexTable(physicalName(pr.Name, t.Name, gen), t)...)
 		}

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Medians of the events/s of each sub-benchmark per build (A, B) in the
-catchup-*.txt and pipeline-*.txt files of this directory, and the
-rawevents bench ingest runs (ingest-*.json)."""
+"""Medians of the events/s of each sub-benchmark per build (A, B, C) in the
+catchup*-*.txt and pipeline*-*.txt files of this directory, and the
+ratios of the rawevents bench ingest runs (ingest-*.json)."""
 import glob, json, os, re, statistics, sys
 
 here = os.path.dirname(os.path.abspath(__file__))
@@ -21,7 +21,7 @@ def bench(kind):
     print(f"## {kind}: median events/s (runs)")
     for name, by in rates.items():
         cells = []
-        for b in "AB":
+        for b in "ABC":
             v = by.get(b, [])
             cells.append(f"{b} {statistics.median(v):,.0f} ({', '.join(f'{x:,.0f}' for x in v)})" if v else f"{b} -")
         print(f"{name:55s} " + " | ".join(cells))
@@ -43,6 +43,6 @@ def ingest():
               f"single64 {rows[('http','single',64)]:6.0f} batch8 {rows[('http','batch100',8)]:6.0f} batch64 {rows[('http','batch100',64)]:6.0f} "
               f"batch {b['ratio']:.2f} single {s['ratio']:.2f}")
 
-bench("catchup")
-bench("pipeline")
+for kind in ("catchup", "pipeline", "catchup2", "pipeline2"):
+    bench(kind)
 ingest()
