@@ -234,10 +234,11 @@ func (o *ServeOpts) Run(ctx context.Context, out io.Writer) error {
 func (o *ServeOpts) serveAPI(ctx context.Context, out io.Writer, store Store, rm readModels, logger *slog.Logger) error {
 	// SQLite writes one transaction at a time: one committer, with larger
 	// transactions to spread each commit's page writes over more events.
-	// PostgreSQL commits several transactions at once.
+	// On PostgreSQL two: one transaction gathers and writes while the
+	// other commits (measured against one and four: BENCHMARKS.md).
 	cfg := &ingest.Config{Committers: 1, MaxBatch: 4_000}
 	if isPostgres(o.Store) {
-		cfg = &ingest.Config{Committers: 4}
+		cfg = &ingest.Config{Committers: 2}
 	}
 	in := ingest.New(store, cfg)
 	defer in.Close()
