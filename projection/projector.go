@@ -471,14 +471,7 @@ const indexWait = time.Second
 // indexCaughtUp builds the indexes of the generations running here that
 // were built without them and have caught up with the log.
 func (p *Projector[TTx]) indexCaughtUp(ctx context.Context) {
-	p.mu.Lock()
-	var runs []*generationRun[TTx]
-	for _, run := range p.running {
-		if !run.tables.indexed.Load() {
-			runs = append(runs, run)
-		}
-	}
-	p.mu.Unlock()
+	runs := p.runningWhere(func(run *generationRun[TTx]) bool { return !run.tables.indexed.Load() })
 	if len(runs) == 0 {
 		return
 	}
@@ -606,6 +599,19 @@ func (p *Projector[TTx]) reconcile(ctx context.Context, name string, warned map[
 	return nil
 }
 
+// runningWhere returns the generations running here that keep selects.
+func (p *Projector[TTx]) runningWhere(keep func(*generationRun[TTx]) bool) []*generationRun[TTx] {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var runs []*generationRun[TTx]
+	for _, run := range p.running {
+		if keep(run) {
+			runs = append(runs, run)
+		}
+	}
+	return runs
+}
+
 // analyzeFrom is the position from which a generation's tables are
 // first analyzed.
 const analyzeFrom = 1_000
@@ -617,12 +623,7 @@ const analyzeFrom = 1_000
 // whole where an index would read ten rows. Between the doublings
 // PostgreSQL's autovacuum keeps the statistics current.
 func (p *Projector[TTx]) analyzeRunning(ctx context.Context) {
-	p.mu.Lock()
-	runs := make([]*generationRun[TTx], 0, len(p.running))
-	for _, run := range p.running {
-		runs = append(runs, run)
-	}
-	p.mu.Unlock()
+	runs := p.runningWhere(func(*generationRun[TTx]) bool { return true })
 	if len(runs) == 0 {
 		return
 	}
