@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Medians of the events/s of each sub-benchmark per build (A, B, C) in the
+"""Medians of the events/s of each sub-benchmark per build (A, B, C, H) in the
 catchup*-*.txt and pipeline*-*.txt files of this directory, and the
 ratios of the rawevents bench ingest runs (ingest-*.json)."""
 import glob, json, os, re, statistics, sys
@@ -21,7 +21,7 @@ def bench(kind):
     print(f"## {kind}: median events/s (runs)")
     for name, by in rates.items():
         cells = []
-        for b in "ABC":
+        for b in "ABCH":
             v = by.get(b, [])
             cells.append(f"{b} {statistics.median(v):,.0f} ({', '.join(f'{x:,.0f}' for x in v)})" if v else f"{b} -")
         print(f"{name:55s} " + " | ".join(cells))
@@ -43,6 +43,6 @@ def ingest():
               f"single64 {rows[('http','single',64)]:6.0f} batch8 {rows[('http','batch100',8)]:6.0f} batch64 {rows[('http','batch100',64)]:6.0f} "
               f"batch {b['ratio']:.2f} single {s['ratio']:.2f}")
 
-for kind in ("catchup", "pipeline", "catchup2", "pipeline2"):
+for kind in ("catchup", "pipeline", "catchup2", "pipeline2", "pipeline4"):
     bench(kind)
 ingest()
