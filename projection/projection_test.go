@@ -1101,3 +1101,49 @@ func TestRegistryWithoutIndexed(t *testing.T) {
 			pgx.Identifier{d.Schema(), "rawevents_projections"}.Sanitize())
 	})
 }
+
+// TestBulkIndexGrowingLog: on a log that does not stop growing, a read
+// model built without its indexes still gets them, and searches work.
+// (Which of the two rules fires, the whole log applied or a second
+// within reach, depends on timing: appends here are slower than the
+// projector, so it often reaches the head.)
+func TestBulkIndexGrowingLog(t *testing.T) {
+	forBackends(t, func(t *testing.T, newHarness func(t *testing.T) harness) {
+		h := newHarness(t)
+		ctx := context.Background()
+		n := 0
+		publish := func(k int) {
+			for range k {
+				id := fmt.Sprintf("a-%d", n)
+				h.appendJSON(id, "article.published", article{ID: id, Title: "growing", Author: "ann"})
+				n++
+			}
+		}
+		publish(100)
+		// Reach: BulkIndexFrom/10 = 5 events; appends without a pause.
+		p := h.projector(&projection.Options{BulkIndexFrom: 50}, articles(1))
+		run(t, p)
+		stop := make(chan struct{})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+					publish(20)
+				}
+			}
+		}()
+		defer func() { close(stop); <-done }()
+		waitUntil(t, "the indexes are built while the log grows", func() bool {
+			st, err := p.Status(ctx, "articles")
+			return err == nil && st.Indexed
+		})
+		page, err := p.List(ctx, "articles", "article", &projection.Query{Search: "growing", Limit: 5})
+		if err != nil || len(page.Rows) != 5 {
+			t.Fatalf("search after the build: %v, %v", page, err)
+		}
+	})
+}

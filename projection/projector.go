@@ -115,7 +115,7 @@ type generationRun[TTx any] struct {
 	// last refreshed (see analyze); only Run's goroutine uses it.
 	analyzed int64
 	tables   *generationTables
-	// near is when the generation, built without its indexes, came
+	// near is when the generation, built without its indexes, first came
 	// within indexLag of the head; only Run's goroutine uses it.
 	near time.Time
 }
@@ -460,9 +460,9 @@ func (p *Projector[TTx]) sleep(ctx context.Context, tick <-chan time.Time) bool 
 }
 
 // A generation built without its indexes gets them once it has applied
-// the whole log, or, on a log that keeps growing, once it has stayed
-// within indexLag of the head (a tenth of BulkIndexFrom, at most a page
-// of the log) for indexWait: the events after the build are indexed as
+// the whole log, or, on a log that keeps growing, indexWait after it
+// first came within indexLag of the head (a tenth of BulkIndexFrom, at
+// most a page of the log): the events after the build are indexed as
 // they are applied, at the higher cost.
 func (p *Projector[TTx]) indexLag() int64 { return min(p.opts.BulkIndexFrom/10, 1_000) }
 
@@ -484,10 +484,11 @@ func (p *Projector[TTx]) indexCaughtUp(ctx context.Context) {
 		switch {
 		case err != nil:
 			continue
-		case head-at > p.indexLag():
-			run.near = time.Time{}
+		case head-at > p.indexLag() && run.near.IsZero():
 			continue
 		case head > at:
+			// Within reach once is enough: on a log that grows in bursts
+			// the lag seen after a batch may go back above indexLag.
 			if run.near.IsZero() {
 				run.near = time.Now()
 			}
