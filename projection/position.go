@@ -37,11 +37,18 @@ func (p *Projector[TTx]) Position(ctx context.Context, name string) (int64, erro
 	if _, err := p.Projection(name); err != nil {
 		return 0, err
 	}
+	_, at, err := p.livePosition(ctx, name)
+	return at, err
+}
+
+// livePosition returns a projection's live generation and its position.
+func (p *Projector[TTx]) livePosition(ctx context.Context, name string) (*generation, int64, error) {
 	live, _, err := p.current(ctx, name)
 	if err != nil {
-		return 0, err
+		return nil, 0, err
 	}
-	return p.generationPosition(ctx, name, live.Generation)
+	at, err := p.generationPosition(ctx, name, live.Generation)
+	return live, at, err
 }
 
 // upstream returns the lowest position of the upstream stages, or -1
@@ -132,11 +139,7 @@ func (p *Projector[TTx]) WaitFor(ctx context.Context, name string, position int6
 		target = max(head, position)
 	}
 	for {
-		live, _, err := p.current(ctx, name)
-		if err != nil {
-			return p.waitErr(ctx, err, position)
-		}
-		at, err := p.generationPosition(ctx, name, live.Generation)
+		live, at, err := p.livePosition(ctx, name)
 		if err != nil {
 			return p.waitErr(ctx, err, position)
 		}

@@ -437,18 +437,18 @@ func (p *Projector[TTx]) Run(ctx context.Context) error {
 				p.opts.Logger.Warn("projection", "projection", name, "err", err)
 			}
 		}
-		p.analyzeRunning(ctx)
 		if !p.sleep(ctx, tick.C) {
 			return nil
 		}
 	}
 }
 
-// sleep waits for the next tick, building meanwhile the indexes of the
-// generations that catch up; false when ctx ends.
+// sleep tends the generations running here and waits for the next tick,
+// tending them again each time a batch of one without its indexes
+// commits; false when ctx ends.
 func (p *Projector[TTx]) sleep(ctx context.Context, tick <-chan time.Time) bool {
 	for {
-		p.indexCaughtUp(ctx)
+		p.tend(ctx)
 		select {
 		case <-ctx.Done():
 			return false
@@ -468,44 +468,71 @@ func (p *Projector[TTx]) indexLag() int64 { return min(p.opts.BulkIndexFrom/10, 
 
 const indexWait = time.Second
 
-// indexCaughtUp builds the indexes of the generations running here that
-// were built without them and have caught up with the log.
-func (p *Projector[TTx]) indexCaughtUp(ctx context.Context) {
-	runs := p.runningWhere(func(run *generationRun[TTx]) bool { return !run.tables.indexed.Load() })
+// tend does for each generation running here what it needs besides its
+// events: its indexes built, when it was built without them and has
+// caught up (see indexLag), and its tables analyzed (see analyzeFrom).
+// The head of the log is read once, and a generation's position only
+// when one of them may be due.
+func (p *Projector[TTx]) tend(ctx context.Context) {
+	p.mu.Lock()
+	runs := make([]*generationRun[TTx], 0, len(p.running))
+	for _, run := range p.running {
+		runs = append(runs, run)
+	}
+	p.mu.Unlock()
 	if len(runs) == 0 {
 		return
 	}
+	// The head bounds every position: while it has not doubled, no
+	// generation's position has.
 	head, err := p.log.Head(ctx)
 	if err != nil {
 		return
 	}
 	for _, run := range runs {
+		due := max(analyzeFrom, 2*run.analyzed)
+		indexing := !run.tables.indexed.Load()
+		if head < due && !indexing {
+			continue
+		}
 		at, err := run.sub.Position(ctx)
-		switch {
-		case err != nil:
-			continue
-		case head-at > p.indexLag() && run.near.IsZero():
-			continue
-		case head > at:
-			// Within reach once is enough: on a log that grows in bursts
-			// the lag seen after a batch may go back above indexLag.
-			if run.near.IsZero() {
-				run.near = time.Now()
-			}
-			if time.Since(run.near) < indexWait {
-				continue
-			}
-		}
-		start := time.Now()
-		if err := p.buildIndexes(ctx, run.pr, run.tables); err != nil {
-			if ctx.Err() == nil {
-				p.opts.Logger.Warn("projection: build indexes", "projection", run.pr.Name, "generation", run.gen, "err", err)
-			}
+		if err != nil {
 			continue
 		}
-		p.opts.Logger.Info("projection caught up: indexes built", "projection", run.pr.Name, "generation", run.gen,
-			"position", at, "took", time.Since(start).Round(time.Millisecond))
+		if indexing {
+			p.index(ctx, run, head, at)
+		}
+		if at >= due {
+			p.analyze(ctx, run, at)
+		}
 	}
+}
+
+// index builds the indexes of a generation built without them once it
+// has caught up.
+func (p *Projector[TTx]) index(ctx context.Context, run *generationRun[TTx], head, at int64) {
+	if head > at {
+		if head-at > p.indexLag() && run.near.IsZero() {
+			return
+		}
+		// Within reach once is enough: on a log that grows in bursts the
+		// lag seen after a batch may go back above indexLag.
+		if run.near.IsZero() {
+			run.near = time.Now()
+		}
+		if time.Since(run.near) < indexWait {
+			return
+		}
+	}
+	start := time.Now()
+	if err := p.buildIndexes(ctx, run.pr, run.tables); err != nil {
+		if ctx.Err() == nil {
+			p.opts.Logger.Warn("projection: build indexes", "projection", run.pr.Name, "generation", run.gen, "err", err)
+		}
+		return
+	}
+	p.opts.Logger.Info("projection caught up: indexes built", "projection", run.pr.Name, "generation", run.gen,
+		"position", at, "took", time.Since(start).Round(time.Millisecond))
 }
 
 // buildIndexes builds a generation's indexes over the rows it holds and
@@ -600,70 +627,28 @@ func (p *Projector[TTx]) reconcile(ctx context.Context, name string, warned map[
 	return nil
 }
 
-// runningWhere returns the generations running here that keep selects.
-func (p *Projector[TTx]) runningWhere(keep func(*generationRun[TTx]) bool) []*generationRun[TTx] {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	var runs []*generationRun[TTx]
-	for _, run := range p.running {
-		if keep(run) {
-			runs = append(runs, run)
-		}
-	}
-	return runs
-}
-
 // analyzeFrom is the position from which a generation's tables are
 // first analyzed.
 const analyzeFrom = 1_000
 
-// analyzeRunning refreshes the query planner's statistics of the tables
-// of each generation running here whenever its position has doubled
-// since the last time: a read model built from history grows from
-// nothing, and a planner that still takes a table for small walks it
-// whole where an index would read ten rows. Between the doublings
-// PostgreSQL's autovacuum keeps the statistics current.
-func (p *Projector[TTx]) analyzeRunning(ctx context.Context) {
-	runs := p.runningWhere(func(*generationRun[TTx]) bool { return true })
-	if len(runs) == 0 {
-		return
-	}
-	// The head bounds every position: while it has not doubled, no
-	// generation's position has, and one read of it spares a status read
-	// per generation on every round.
-	head, err := p.log.Head(ctx)
-	if err != nil {
-		return
-	}
-	for _, run := range runs {
-		due := max(analyzeFrom, 2*run.analyzed)
-		if head < due {
-			continue
-		}
-		at, err := run.sub.Position(ctx)
-		if err != nil || at < due {
-			continue
-		}
-		if err := p.analyze(ctx, run.pr, run.gen); err != nil {
-			if ctx.Err() == nil {
-				p.opts.Logger.Warn("projection: analyze", "projection", run.pr.Name, "generation", run.gen, "err", err)
-			}
-			continue
-		}
-		run.analyzed = at
-	}
-}
-
-// analyze refreshes the planner's statistics of a generation's tables.
-func (p *Projector[TTx]) analyze(ctx context.Context, pr *Projection, gen int) error {
-	for i := range pr.Tables {
-		for _, stmt := range p.d.analyze(physicalName(pr.Name, pr.Tables[i].Name, gen)) {
+// analyze refreshes the query planner's statistics of a generation's
+// tables, due each time its position has doubled since the last time: a
+// read model built from history grows from nothing, and a planner that
+// still takes a table for small walks it whole where an index would read
+// ten rows. Between the doublings PostgreSQL's autovacuum keeps the
+// statistics current.
+func (p *Projector[TTx]) analyze(ctx context.Context, run *generationRun[TTx], at int64) {
+	for i := range run.pr.Tables {
+		for _, stmt := range p.d.analyze(physicalName(run.pr.Name, run.pr.Tables[i].Name, run.gen)) {
 			if _, err := p.ddl.exec(ctx, stmt); err != nil {
-				return err
+				if ctx.Err() == nil {
+					p.opts.Logger.Warn("projection: analyze", "projection", run.pr.Name, "generation", run.gen, "err", err)
+				}
+				return
 			}
 		}
 	}
-	return nil
+	run.analyzed = at
 }
 
 // subscription is the subscription that builds one generation of pr.

@@ -413,14 +413,18 @@ func (tx *Tx) flush(ctx context.Context) error {
 	if err := tx.send(ctx); err != nil {
 		return err
 	}
-	if built, err := tx.tables.built(ctx, tx.x, tx.d); err != nil || !built {
-		return err
-	}
 	for _, t := range tx.tables.byName {
 		if len(t.Search) == 0 {
 			continue
 		}
-		for _, q := range tx.d.flushSearch(t.physical, t.Table) {
+		stmts := tx.d.flushSearch(t.physical, t.Table)
+		if len(stmts) == 0 {
+			continue // the database keeps the index itself
+		}
+		if built, err := tx.tables.built(ctx, tx.x, tx.d); err != nil || !built {
+			return err
+		}
+		for _, q := range stmts {
 			if _, err := tx.x.exec(ctx, q); err != nil {
 				return fmt.Errorf("table %s: full-text index: %w", t.Name, err)
 			}
