@@ -16,6 +16,7 @@ import (
 	"github.com/rawevents/rawevents"
 	"github.com/rawevents/rawevents/event"
 	"github.com/rawevents/rawevents/ingest"
+	"github.com/rawevents/rawevents/internal/eventjson"
 )
 
 // Processor turns raw events into commands: it is where what the outside
@@ -252,14 +253,8 @@ func RawData(raw event.Event, v any) error {
 	// from the envelope: about three times faster than reading the whole
 	// CloudEvent, and processors decode every raw event at least twice
 	// (Key and Process).
-	var env struct {
-		SpecVersion     string          `json:"specversion"`
-		ID              string          `json:"id"`
-		Source          string          `json:"source"`
-		DataContentType string          `json:"datacontenttype"`
-		Data            json.RawMessage `json:"data"`
-	}
-	if err := json.Unmarshal(raw.Data, &env); err == nil && env.SpecVersion == "1.0" && len(env.Data) > 0 && jsonMediaType(env.DataContentType) {
+	var env eventjson.Envelope
+	if err := eventjson.DecodeEnvelope(raw.Data, &env); err == nil && env.SpecVersion == "1.0" && len(env.Data) > 0 && jsonMediaType(env.DataContentType) {
 		if err := json.Unmarshal(env.Data, v); err != nil {
 			return fmt.Errorf("raw event %s/%s: data: %w", env.Source, env.ID, err)
 		}

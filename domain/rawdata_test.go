@@ -36,6 +36,10 @@ func TestRawData(t *testing.T) {
 		{env: `{"specversion":"1.0","id":"10","source":"s","type":"t","data":{"key":1}}`, err: true},
 		{env: `{"specversion":"1.0","id":"11","source":"s","type":"t","data":"not an object"}`, err: true},
 		{env: `not json`, err: true},
+		// Not for the fast path (a repeated member, a name in upper case):
+		// read as the SDK reads it.
+		{env: `{"specversion":"1.0","id":"13","source":"s","type":"t","data":{"key":"a"},"data":{"key":"k13"}}`, want: rawPayload{Key: "k13"}},
+		{env: `{"specversion":"1.0","id":"14","source":"s","type":"t","Data":{"key":"k14"}}`, err: true},
 		{env: `{"specversion":"1.0","id":12,"source":"s","type":"t","data":{"key":"k12"}}`, err: true},
 	}
 	for _, tt := range tests {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/rawevents/rawevents/driver"
 	"github.com/rawevents/rawevents/event"
+	"github.com/rawevents/rawevents/internal/eventjson"
 )
 
 // Append implements driver.Driver. The append is one statement, a call of
@@ -433,7 +434,7 @@ func scanEvents(ctx context.Context, rows pgx.Rows) ([]event.Event, error) {
 		if err := rows.Scan(&e.Position, &e.ID, &e.StreamID, &key, &e.StreamVersion, &e.Type, &e.SchemaVersion, &data, &meta, &e.OccurredAt, &e.RecordedAt); err != nil {
 			return nil, translate(ctx, "read", err)
 		}
-		if err := json.Unmarshal(meta, &e.Metadata); err != nil {
+		if err := eventjson.Metadata(meta, &e.Metadata); err != nil {
 			return nil, fmt.Errorf("postgres: read: metadata of event %s: %w", e.ID, err)
 		}
 		if key != nil {

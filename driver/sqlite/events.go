@@ -15,6 +15,7 @@ import (
 
 	"github.com/rawevents/rawevents/driver"
 	"github.com/rawevents/rawevents/event"
+	"github.com/rawevents/rawevents/internal/eventjson"
 )
 
 const eventColumns = `position, event_id, stream_id, dedup_key, stream_version, type, schema_version, data, metadata, occurred_at, recorded_at`
@@ -453,7 +454,7 @@ func scanEvents(ctx context.Context, rows *sql.Rows) ([]event.Event, error) {
 		if e.ID, err = uuid.Parse(id); err != nil {
 			return nil, fmt.Errorf("sqlite: read: event id %q: %w", id, err)
 		}
-		if err := json.Unmarshal(meta, &e.Metadata); err != nil {
+		if err := eventjson.Metadata(meta, &e.Metadata); err != nil {
 			return nil, fmt.Errorf("sqlite: read: metadata of event %s: %w", id, err)
 		}
 		e.Key, e.Data = key.String, data
