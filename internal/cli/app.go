@@ -45,6 +45,11 @@ type App struct {
 	// changed; without it the projection waits for "rawevents projections
 	// rebuild".
 	AutoRebuild bool
+	// BulkIndexFrom is projection.Options.BulkIndexFrom for the app's read
+	// models: from how long a log a new generation is written with its key
+	// only and gets its other indexes once caught up. 0 means that
+	// option's default; negative, never.
+	BulkIndexFrom int64
 	// Backfills are the app's backfills from sources written in Go (see
 	// package backfill), which "backfill NAME" runs besides those of the
 	// config file.

@@ -126,7 +126,7 @@ func newProjector[TTx any](ctx context.Context, log, read *rawevents.Store[TTx],
 			}
 		}
 	}
-	return projection.New(log, read, &projection.Options{Upstream: upstream, AutoRebuild: app.AutoRebuild}, app.Projections...)
+	return projection.New(log, read, &projection.Options{Upstream: upstream, AutoRebuild: app.AutoRebuild, BulkIndexFrom: app.BulkIndexFrom}, app.Projections...)
 }
 
 // ProjectionsOpts are the options of "rawevents projections", which lists

@@ -285,3 +285,63 @@ func TestProjectionsCommands(t *testing.T) {
 		t.Fatalf("rebuild of an unknown projection: %v", res.err)
 	}
 }
+
+// TestSearchWhileIndexing: a read model built from a log long enough to
+// have its indexes built once it has caught up answers a search with 503
+// and a problem detail until then; a list without a search is served.
+func TestSearchWhileIndexing(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "events.db")
+	store, _, err := openStore(ctx, path, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 6 {
+		id := fmt.Sprintf("n%d", i)
+		_, err := store.(*rawevents.Store[*sql.Tx]).Append(ctx, "note-"+id, event.Any, event.Proposed{Type: "note.saved",
+			Data: []byte(fmt.Sprintf(`{"ID":%q,"Text":"running note %d","Author":"ann"}`, id, i))})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The API alone: nothing projects, so the indexes stay unbuilt.
+	app := notesApp(1)
+	app.BulkIndexFrom = 5
+	ready := make(chan string, 1)
+	opts := &ServeOpts{GlobalOpts: GlobalOpts{Store: path}, Addr: "127.0.0.1:0", Roles: []string{RoleAPI}, App: app, ShutdownTimeout: 5 * time.Second, Ready: ready}
+	if err := opts.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	out := &syncWriter{}
+	done := make(chan error, 1)
+	go func() { done <- opts.Run(runCtx, out) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v\n%s", err, out)
+		}
+	}()
+	var base string
+	select {
+	case addr := <-ready:
+		base = "http://" + addr
+	case err := <-done:
+		t.Fatalf("serve: %v\n%s", err, out)
+	}
+	status, body := getJSON(t, base+"/v1/read/notes/note?q=running")
+	if status != http.StatusServiceUnavailable || !strings.Contains(fmt.Sprint(body["detail"]), "catching up") {
+		t.Errorf("search: %d %v, want 503 with a detail", status, body)
+	}
+	if status, body := getJSON(t, base+"/v1/read/notes/note?author=ann"); status != http.StatusOK || body["position"] == nil {
+		t.Errorf("list: %d %v", status, body)
+	}
+	if status, list := getJSON(t, base+"/v1/projections"); status != http.StatusOK ||
+		list["projections"].([]any)[0].(map[string]any)["indexed"] != false {
+		t.Errorf("projections: %d %v", status, list)
+	}
+}
