@@ -349,7 +349,15 @@ func (s *Subscriber[TTx]) Run(ctx context.Context) error {
 		}
 	}()
 	lastOK := time.Now()
+	notifier, _ := s.state.(driver.MembersNotifier)
 	for {
+		// A process that joins or gives partitions up says so: claim again
+		// at once, rather than at the next renewal, so that the work is
+		// shared out within moments.
+		var rebalance <-chan struct{}
+		if notifier != nil {
+			rebalance = notifier.MembersChanged(ctx, s.sub.Name)
+		}
 		claims, err := s.state.Claim(ctx, &driver.ClaimParams{
 			Subscription: s.sub.Name, Partitions: s.sub.Partitions, Owner: s.sub.Owner, Lease: s.sub.Lease,
 		})
@@ -373,6 +381,7 @@ func (s *Subscriber[TTx]) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-time.After(s.sub.Lease / 3):
+		case <-rebalance:
 		}
 	}
 }

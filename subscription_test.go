@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/rawevents/rawevents"
 	"github.com/rawevents/rawevents/driver"
 	"github.com/rawevents/rawevents/event"
@@ -344,4 +346,59 @@ func testWholeBatches[TTx any](t *testing.T, store *rawevents.Store[TTx]) {
 	if total != streams*perStream {
 		t.Fatalf("%d events handled, want %d", total, streams*perStream)
 	}
+}
+
+// TestSubscriptionSharesAtOnce: on PostgreSQL a subscriber that joins gets
+// its share of the partitions within moments, and one that stops hands
+// them over as fast, not at the others' next lease renewal (every 20 s
+// here): Claim and Release notify every process's subscribers.
+func TestSubscriptionSharesAtOnce(t *testing.T) {
+	t.Parallel()
+	store := rawtest.Postgres(t)
+	ctx := context.Background()
+	run := func(owner string) (stop func()) {
+		s, err := rawevents.NewSubscriber(store, &rawevents.Subscription[pgx.Tx]{
+			Name: "share", Partitions: 4, Lease: time.Minute, Owner: owner,
+			Handle: func(context.Context, pgx.Tx, event.Event) error { return nil },
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		runCtx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- s.Run(runCtx) }()
+		return func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("%s: %v", owner, err)
+			}
+		}
+	}
+	owned := func(want map[string]int, within time.Duration) {
+		t.Helper()
+		deadline := time.Now().Add(within)
+		for {
+			st, err := store.SubscriptionStatus(ctx, "share")
+			got := map[string]int{}
+			if err == nil {
+				for _, p := range st.Partitions {
+					got[p.Owner]++
+				}
+			}
+			if fmt.Sprint(got) == fmt.Sprint(want) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("partitions by owner %v (%v), want %v within %s", got, err, want, within)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	stopA := run("a")
+	defer stopA()
+	owned(map[string]int{"a": 4}, 10*time.Second)
+	stopB := run("b")
+	owned(map[string]int{"a": 2, "b": 2}, 5*time.Second)
+	stopB()
+	owned(map[string]int{"a": 4}, 5*time.Second)
 }

@@ -46,6 +46,19 @@ type Subscriptions[TTx any] interface {
 	Subscriptions(ctx context.Context) ([]string, error)
 }
 
+// MembersNotifier is implemented by a driver that can tell every process
+// at once that a subscription's membership changed: a process joined it,
+// or gave partitions up (because it held more than its share, or
+// stopped). Subscribers then claim again at once instead of at their next
+// lease renewal, so that partitions are shared out within moments of a
+// process starting or stopping, not a lease later.
+type MembersNotifier interface {
+	// MembersChanged returns a channel that is closed at the next change
+	// of the subscription's members after the call (or when the driver
+	// may have missed one).
+	MembersChanged(ctx context.Context, subscription string) <-chan struct{}
+}
+
 // ClaimParams are the arguments of Claim.
 type ClaimParams struct {
 	Subscription string

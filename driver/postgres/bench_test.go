@@ -23,6 +23,7 @@ import (
 	"github.com/rawevents/rawevents"
 	"github.com/rawevents/rawevents/driver/postgres"
 	"github.com/rawevents/rawevents/event"
+	"github.com/rawevents/rawevents/internal/eventjson"
 	"github.com/rawevents/rawevents/internal/pgtest"
 )
 
@@ -304,7 +305,7 @@ func readBaselinePage(ctx context.Context, pool *pgxpool.Pool, query string, aft
 		if err := rows.Scan(&e.Position, &e.ID, &e.StreamID, &e.StreamVersion, &e.Type, &e.SchemaVersion, &data, &meta, &e.OccurredAt, &e.RecordedAt); err != nil {
 			return nil, err
 		}
-		if err := json.Unmarshal(meta, &e.Metadata); err != nil {
+		if err := eventjson.Metadata(meta, &e.Metadata); err != nil {
 			return nil, err
 		}
 		e.Data = data

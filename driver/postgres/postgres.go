@@ -141,6 +141,7 @@ type Driver struct {
 	migrations []migration.Migration
 
 	changed   signal.Broadcaster
+	members   sync.Map      // subscription name -> *signal.Broadcaster, see MembersChanged
 	notify    chan struct{} // kicks the post-commit notifier
 	stop      context.CancelFunc
 	stopped   context.Context
@@ -292,13 +293,45 @@ func (d *Driver) PollInterval() time.Duration { return d.config.PollInterval }
 // Changed implements driver.Driver. The first call starts the listener.
 func (d *Driver) Changed(context.Context) <-chan struct{} {
 	ch := d.changed.Wait()
+	d.startListener()
+	return ch
+}
+
+// MembersChanged implements driver.MembersNotifier: Claim and Release
+// notify on the store's channel, with membersPrefix and the subscription's
+// name as the payload, when a member joins or partitions are given up.
+// The first call starts the listener.
+func (d *Driver) MembersChanged(_ context.Context, subscription string) <-chan struct{} {
+	ch := d.membersOf(subscription).Wait()
+	d.startListener()
+	return ch
+}
+
+func (d *Driver) membersOf(subscription string) *signal.Broadcaster {
+	b, _ := d.members.LoadOrStore(subscription, &signal.Broadcaster{})
+	return b.(*signal.Broadcaster)
+}
+
+// membersPrefix starts the payload of a notification about a
+// subscription's members; one about appends is empty or a position.
+const membersPrefix = "members:"
+
+// wakeMembers wakes the claim loops of every subscription: notifications
+// may have been missed.
+func (d *Driver) wakeMembers() {
+	d.members.Range(func(_, b any) bool {
+		b.(*signal.Broadcaster).Broadcast()
+		return true
+	})
+}
+
+func (d *Driver) startListener() {
 	d.listenMu.Lock()
 	if !d.listening && d.stopped.Err() == nil {
 		d.listening = true
 		d.wg.Go(d.runListener)
 	}
 	d.listenMu.Unlock()
-	return ch
 }
 
 // Close stops the listener and notifier and closes the pool if the driver
@@ -309,6 +342,7 @@ func (d *Driver) Close() error {
 	d.listenMu.Unlock()
 	d.wg.Wait()
 	d.changed.Broadcast()
+	d.wakeMembers()
 	if d.ownsPool {
 		d.pool.Close()
 	}
@@ -316,14 +350,15 @@ func (d *Driver) Close() error {
 }
 
 // runListener holds a connection that LISTENs on the store's channel and
-// wakes waiting readers on every notification. After a lost connection it
-// reconnects and wakes them anyway, since notifications may have been
-// missed meanwhile.
+// wakes waiting readers on every notification (or, for one about members,
+// the subscribers' claim loops). After a lost connection it reconnects and
+// wakes them anyway, since notifications may have been missed meanwhile.
 func (d *Driver) runListener() {
 	backoff := 50 * time.Millisecond
 	for d.stopped.Err() == nil {
 		err := d.listen()
 		d.changed.Broadcast()
+		d.wakeMembers()
 		if d.stopped.Err() != nil {
 			return
 		}
@@ -347,11 +382,17 @@ func (d *Driver) listen() error {
 		return err
 	}
 	d.changed.Broadcast() // anything committed before LISTEN took effect
+	d.wakeMembers()
 	for {
-		if _, err := conn.WaitForNotification(d.stopped); err != nil {
+		n, err := conn.WaitForNotification(d.stopped)
+		if err != nil {
 			return err
 		}
-		d.changed.Broadcast()
+		if subscription, ok := strings.CutPrefix(n.Payload, membersPrefix); ok {
+			d.membersOf(subscription).Broadcast()
+		} else {
+			d.changed.Broadcast()
+		}
 	}
 }
 

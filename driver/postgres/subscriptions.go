@@ -44,11 +44,15 @@ func (d *Driver) Claim(ctx context.Context, p *driver.ClaimParams) ([]driver.Cla
 			}
 			return fmt.Errorf("postgres: subscription %q has %d partitions, asked for %d: %w", p.Subscription, have, p.Partitions, event.ErrPartitionsChanged)
 		}
-		if _, err := tx.Exec(ctx, d.query(`INSERT INTO {schema}.subscription_members (subscription, owner, seen_until) VALUES ($1, $2, $3)
-			ON CONFLICT (subscription, owner) DO UPDATE SET seen_until = excluded.seen_until`), p.Subscription, p.Owner, until); err != nil {
+		// xmax is 0 in a row version this statement inserted, not updated.
+		var joined bool
+		if err := tx.QueryRow(ctx, d.query(`INSERT INTO {schema}.subscription_members (subscription, owner, seen_until) VALUES ($1, $2, $3)
+			ON CONFLICT (subscription, owner) DO UPDATE SET seen_until = excluded.seen_until
+			RETURNING xmax = 0`), p.Subscription, p.Owner, until).Scan(&joined); err != nil {
 			return translate(ctx, "claim", err)
 		}
-		if _, err := tx.Exec(ctx, d.query(`DELETE FROM {schema}.subscription_members WHERE subscription = $1 AND seen_until < $2`), p.Subscription, now); err != nil {
+		gone, err := tx.Exec(ctx, d.query(`DELETE FROM {schema}.subscription_members WHERE subscription = $1 AND seen_until < $2`), p.Subscription, now)
+		if err != nil {
 			return translate(ctx, "claim", err)
 		}
 		var live int
@@ -66,6 +70,11 @@ func (d *Driver) Claim(ctx context.Context, p *driver.ClaimParams) ([]driver.Cla
 		}
 		for _, part := range keep {
 			claims = append(claims, driver.Claim{Partition: part, Position: rows[part].Position})
+		}
+		// Others must share again when a member joined or lapsed, or this
+		// one gave partitions up.
+		if joined || gone.RowsAffected() > 0 || len(drop) > 0 {
+			return d.notifyMembers(ctx, tx, p.Subscription)
 		}
 		return nil
 	})
@@ -127,10 +136,24 @@ func (d *Driver) Release(ctx context.Context, p *driver.ReleaseParams) error {
 				return translate(ctx, "release", err)
 			}
 		}
-		_, err := tx.Exec(ctx, d.query(`UPDATE {schema}.subscription_partitions SET owner = NULL, lease_until = NULL, updated_at = clock_timestamp()
+		tag, err := tx.Exec(ctx, d.query(`UPDATE {schema}.subscription_partitions SET owner = NULL, lease_until = NULL, updated_at = clock_timestamp()
 			WHERE subscription = $1 AND owner = $2 AND (cardinality($3::int[]) = 0 OR partition = ANY($3))`), p.Subscription, p.Owner, partitions)
-		return translate(ctx, "release", err)
+		if err != nil {
+			return translate(ctx, "release", err)
+		}
+		if tag.RowsAffected() > 0 {
+			return d.notifyMembers(ctx, tx, p.Subscription)
+		}
+		return nil
 	})
+}
+
+// notifyMembers tells the subscription's subscribers in every process,
+// once tx commits, that its partitions are to be shared out again (see
+// MembersChanged).
+func (d *Driver) notifyMembers(ctx context.Context, tx pgx.Tx, subscription string) error {
+	_, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, d.sql.channel, membersPrefix+subscription)
+	return translate(ctx, "notify members", err)
 }
 
 // CheckpointTx implements driver.Subscriptions.

@@ -26,6 +26,7 @@ import (
 	"github.com/rawevents/rawevents"
 	"github.com/rawevents/rawevents/driver/sqlite"
 	"github.com/rawevents/rawevents/event"
+	"github.com/rawevents/rawevents/internal/eventjson"
 )
 
 const (
@@ -284,7 +285,7 @@ func readBaselinePage(ctx context.Context, db *sql.DB, after int64) ([]event.Eve
 		if e.ID, err = uuid.Parse(id); err != nil {
 			return nil, err
 		}
-		if err := json.Unmarshal(meta, &e.Metadata); err != nil {
+		if err := eventjson.Metadata(meta, &e.Metadata); err != nil {
 			return nil, err
 		}
 		e.Data = data
