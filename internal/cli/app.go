@@ -14,11 +14,13 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/rawevents/rawevents"
 	"github.com/rawevents/rawevents/backfill"
 	"github.com/rawevents/rawevents/driver/postgres"
 	"github.com/rawevents/rawevents/driver/sqlite"
+	"github.com/rawevents/rawevents/ingest"
 	"github.com/rawevents/rawevents/projection"
 	"github.com/rawevents/rawevents/tasks"
 )
@@ -60,6 +62,8 @@ type App struct {
 type taskQueue struct {
 	start, stop func(context.Context) error
 	ui          func(ctx context.Context, prefix string) (http.Handler, error)
+	// insert enqueues a task outside any transaction of the caller's.
+	insert func(ctx context.Context, args river.JobArgs) (*rivertype.JobInsertResult, error)
 }
 
 // openTasks returns the store's task queue: insert-only without workers.
@@ -88,6 +92,9 @@ func queueOf[TTx any](c *tasks.Client[TTx], err error) (*taskQueue, error) {
 	return &taskQueue{
 		start: c.Start, stop: c.Stop,
 		ui: func(ctx context.Context, prefix string) (http.Handler, error) { return tasks.UIHandler(ctx, c, prefix) },
+		insert: func(ctx context.Context, args river.JobArgs) (*rivertype.JobInsertResult, error) {
+			return c.River().Insert(ctx, args, nil)
+		},
 	}, nil
 }
 
@@ -143,33 +150,15 @@ func (w *workers) run(name string, logger *slog.Logger, fn func() error) {
 }
 
 // startWorkers builds the app's subscriptions for store's backend and runs
-// each in a goroutine, and starts the app's task workers.
-func startWorkers(ctx context.Context, app *App, store Store, logger *slog.Logger) (*workers, error) {
+// each in a goroutine, and starts the task workers: the app's, and the one
+// of backfill tasks when there are backfills.
+func startWorkers(ctx context.Context, app *App, store Store, backfills []*backfill.Backfill, logger *slog.Logger) (*workers, error) {
 	w := &workers{local: map[string]projection.Positioner{}}
+	if err := startTasks(ctx, w, app, store, backfills, logger); err != nil {
+		return nil, err
+	}
 	if app == nil {
 		return w, nil
-	}
-	if app.Tasks != nil {
-		registered := river.NewWorkers()
-		if err := app.Tasks(registered); err != nil {
-			return nil, fmt.Errorf("tasks: %w", err)
-		}
-		queue, err := openTasks(store, &tasks.Config{Workers: registered, Logger: logger})
-		if err != nil {
-			return nil, err
-		}
-		if err := queue.start(ctx); err != nil {
-			return nil, err
-		}
-		w.names = append(w.names, "tasks")
-		w.wg.Go(func() {
-			<-ctx.Done()
-			stop, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-			defer cancel()
-			if err := queue.stop(stop); err != nil {
-				logger.Error("stop tasks", "err", err)
-			}
-		})
 	}
 	switch s := store.(type) {
 	case *rawevents.Store[*sql.Tx]:
@@ -178,6 +167,62 @@ func startWorkers(ctx context.Context, app *App, store Store, logger *slog.Logge
 		return w, runSubscriptions(ctx, w, s, app.Postgres, logger)
 	}
 	return nil, fmt.Errorf("workers: no backend for %T", store)
+}
+
+// startTasks starts a task queue client that works the app's tasks and
+// the backfill tasks (backfill.Args) of backfills, if there are any; it
+// stops when ctx ends.
+func startTasks(ctx context.Context, w *workers, app *App, store Store, backfills []*backfill.Backfill, logger *slog.Logger) error {
+	registered := river.NewWorkers()
+	var names []string
+	if app != nil && app.Tasks != nil {
+		if err := app.Tasks(registered); err != nil {
+			return fmt.Errorf("tasks: %w", err)
+		}
+		names = append(names, "tasks")
+	}
+	var in *ingest.Ingester
+	if len(backfills) > 0 {
+		// Backfill pages go through an ingester of their own: one
+		// committer, the pages' items stored as one transaction each.
+		in = ingest.New(store, &ingest.Config{Committers: 1})
+		runner, err := backfill.NewRunner(&backfill.Config{Store: store, Ingester: in, Backfills: backfills})
+		if err == nil {
+			err = river.AddWorkerSafely(registered, backfill.NewWorker(runner, nil))
+		}
+		if err != nil {
+			in.Close()
+			return fmt.Errorf("backfill tasks: %w", err)
+		}
+		names = append(names, "backfill tasks")
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	closeIngester := func() {
+		if in != nil {
+			in.Close()
+		}
+	}
+	queue, err := openTasks(store, &tasks.Config{Workers: registered, Logger: logger})
+	if err == nil {
+		err = queue.start(ctx)
+	}
+	if err != nil {
+		closeIngester()
+		return err
+	}
+	w.names = append(w.names, names...)
+	w.wg.Go(func() {
+		<-ctx.Done()
+		stop, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if err := queue.stop(stop); err != nil {
+			logger.Error("stop tasks", "err", err)
+		}
+		closeIngester()
+	})
+	return nil
 }
 
 func runSubscriptions[TTx any](ctx context.Context, w *workers, store *rawevents.Store[TTx],

@@ -142,14 +142,7 @@ func (o *BackfillOpts) Validate() error {
 	case fromApp != nil:
 		o.backfill = fromApp
 	case inFile:
-		if hc.Source == "" {
-			// The events of a source's webhooks and its backfill must
-			// carry the same source attribute to be deduplicated.
-			if w, ok := file.Sources[o.Name]; ok {
-				hc.Source = cmp.Or(w.Source, o.Name)
-			}
-		}
-		b, err := hc.Backfill(o.Name, nil)
+		b, err := fileBackfill(file, o.Name, hc)
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -158,6 +151,48 @@ func (o *BackfillOpts) Validate() error {
 		errs = append(errs, o.unknown(file))
 	}
 	return errors.Join(errs...)
+}
+
+// fileBackfill builds the backfill name of the config file from its
+// settings hc. Its source attribute defaults to that of the webhook source
+// of the same name: the events of a source's webhooks and its backfill
+// must carry the same source attribute to be deduplicated.
+func fileBackfill(file FileConfig, name string, hc backfill.HTTPConfig) (*backfill.Backfill, error) {
+	if hc.Source == "" {
+		if w, ok := file.Sources[name]; ok {
+			hc.Source = cmp.Or(w.Source, name)
+		}
+	}
+	return hc.Backfill(name, nil)
+}
+
+// allBackfills are the backfills of the config file and of the
+// application, in name order; a name in both is an error.
+func allBackfills(app *App, file FileConfig) ([]*backfill.Backfill, error) {
+	var out []*backfill.Backfill
+	var errs []error
+	for _, name := range slices.Sorted(maps.Keys(file.Backfills)) {
+		b, err := fileBackfill(file, name, file.Backfills[name])
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out = append(out, b)
+	}
+	if app != nil {
+		for _, b := range app.Backfills {
+			if b == nil {
+				continue
+			}
+			if _, ok := file.Backfills[b.Name]; ok {
+				errs = append(errs, fmt.Errorf("backfill %q is both in the config file and in the application: rename one", b.Name))
+				continue
+			}
+			out = append(out, b)
+		}
+	}
+	slices.SortFunc(out, func(a, b *backfill.Backfill) int { return strings.Compare(a.Name, b.Name) })
+	return out, errors.Join(errs...)
 }
 
 // unknown explains that the backfill is not configured.

@@ -415,3 +415,81 @@ func TestServeValidatesBackfills(t *testing.T) {
 		t.Fatalf("err = %v, want b's problems only", err)
 	}
 }
+
+// TestServeRunsBackfillTasks: "rawevents serve" starts a backfill of its
+// config file as a River task on POST /v1/backfills/{name}/run (admin),
+// its worker role works it to the end, and restart=true pulls everything
+// again (stored once: the second pass finds only duplicates); an unknown
+// backfill is a 404 problem detail and enqueues nothing.
+func TestServeRunsBackfillTasks(t *testing.T) {
+	t.Parallel()
+	api := newSourceAPI(t, 250, 100)
+	ready := make(chan string, 1)
+	opts := &ServeOpts{GlobalOpts: GlobalOpts{Store: filepath.Join(t.TempDir(), "events.db")}, ConfigFile: api.configFile(t, "https://shop.example", ""),
+		Addr: "127.0.0.1:0", ShutdownTimeout: 5 * time.Second, Ready: ready}
+	if err := opts.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	out := &syncWriter{}
+	done := make(chan error, 1)
+	go func() { done <- opts.Run(ctx, out) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v\n%s", err, out)
+		}
+	}()
+	var base string
+	select {
+	case addr := <-ready:
+		base = "http://" + addr
+	case err := <-done:
+		t.Fatalf("serve: %v\n%s", err, out)
+	}
+	if !strings.Contains(out.String(), "backfill tasks") {
+		t.Errorf("output does not say the worker runs backfill tasks:\n%s", out)
+	}
+	run := func(path string, want int) map[string]any {
+		t.Helper()
+		resp, err := http.Post(base+path, "application/json", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || resp.StatusCode != want {
+			t.Fatalf("POST %s: %d %v %v, want %d", path, resp.StatusCode, body, err, want)
+		}
+		return body
+	}
+	until := func(what string, ok func(p map[string]any) bool) map[string]any {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			status, p := getJSON(t, base+"/v1/backfills/items")
+			if status == http.StatusOK && ok(p) {
+				return p
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: last %d %v", what, status, p)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	if body := run("/v1/backfills/items/run", http.StatusAccepted); body["task"].(float64) <= 0 || body["existing"] != false {
+		t.Fatalf("run: %v", body)
+	}
+	p := until("the task completes", func(p map[string]any) bool { return p["state"] == backfill.StateCompleted })
+	if p["stored"] != 250.0 || p["duplicates"] != 0.0 || p["runs"] != 1.0 {
+		t.Errorf("after the task: %v", p)
+	}
+	if body := run("/v1/backfills/nope/run", http.StatusNotFound); !strings.Contains(fmt.Sprint(body["detail"]), "no backfill") {
+		t.Errorf("unknown backfill: %v", body)
+	}
+	run("/v1/backfills/items/run?restart=true", http.StatusAccepted)
+	p = until("the restarted task completes", func(p map[string]any) bool { return p["runs"] == 2.0 && p["state"] == backfill.StateCompleted })
+	if p["stored"] != 0.0 || p["duplicates"] != 250.0 {
+		t.Errorf("after the restart: %v", p)
+	}
+}

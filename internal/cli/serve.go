@@ -51,9 +51,10 @@ type ServeOpts struct {
 	// nil runs none.
 	App *App
 
-	file   FileConfig
-	tokens []server.Token
-	roles  []string
+	file      FileConfig
+	tokens    []server.Token
+	roles     []string
+	backfills []*backfill.Backfill // the file's and the app's: the worker role works their tasks
 }
 
 // FileConfig is the JSON config file of "rawevents serve".
@@ -148,10 +149,17 @@ func (o *ServeOpts) Validate() error {
 	if o.ShutdownTimeout <= 0 {
 		errs = append(errs, errors.New("--shutdown-timeout must be positive"))
 	}
+	valid := true
 	for _, name := range slices.Sorted(maps.Keys(o.file.Backfills)) {
 		if err := o.file.Backfills[name].Validate(name); err != nil {
 			errs = append(errs, err)
+			valid = false
 		}
+	}
+	if valid {
+		backfills, err := allBackfills(o.App, o.file)
+		errs = append(errs, err)
+		o.backfills = backfills
 	}
 	return errors.Join(errs...)
 }
@@ -190,7 +198,7 @@ func (o *ServeOpts) Run(ctx context.Context, out io.Writer) error {
 		}
 	}()
 	if slices.Contains(o.roles, RoleWorker) {
-		started, err := startWorkers(workCtx, o.App, store, logger)
+		started, err := startWorkers(workCtx, o.App, store, o.backfills, logger)
 		if err != nil {
 			return err
 		}
@@ -257,6 +265,18 @@ func (o *ServeOpts) serveAPI(ctx context.Context, out io.Writer, store Store, rm
 	}
 	if rm != nil {
 		config.ReadModels = rm
+	}
+	for _, b := range o.backfills {
+		config.Backfills = append(config.Backfills, b.Name)
+	}
+	if len(o.backfills) > 0 {
+		config.RunBackfill = func(ctx context.Context, name string, restart bool) (int64, bool, error) {
+			res, err := queue.insert(ctx, backfill.Args{Name: name, Restart: restart})
+			if err != nil {
+				return 0, false, err
+			}
+			return res.Job.ID, res.UniqueSkippedAsDuplicate, nil
+		}
 	}
 	srv, err := server.New(config)
 	if err != nil {

@@ -29,6 +29,20 @@ type backfillOutput struct {
 	Body *backfill.Progress
 }
 
+// BackfillRun says which task runs a backfill.
+type BackfillRun struct {
+	Name string `json:"name"`
+	// Task is the River task's id: the admin UI under /admin/river shows it.
+	Task int64 `json:"task"`
+	// Existing reports that a task of this backfill was already waiting or
+	// running: this request enqueued nothing.
+	Existing bool `json:"existing"`
+}
+
+type backfillRunOutput struct {
+	Body BackfillRun
+}
+
 func (s *Server) registerBackfills() {
 	readErrors := []int{http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound, http.StatusUnprocessableEntity}
 
@@ -83,5 +97,32 @@ func (s *Server) registerBackfills() {
 			return nil, s.readError(err)
 		}
 		return &backfillOutput{Body: p}, nil
+	})
+
+	if s.config.RunBackfill == nil {
+		return
+	}
+	huma.Register(s.api, secured(huma.Operation{
+		OperationID: "run-backfill", Method: http.MethodPost, Path: "/v1/backfills/{name}/run", Tags: []string{"backfills"},
+		Summary: "Start a backfill as a task",
+		Description: "Enqueues the River task that runs a backfill configured in this server (its config file's \"backfills\", or the " +
+			"application's): a worker process works it, resuming at the saved cursor, retrying after source errors, and " +
+			"reporting progress under GET /v1/backfills/{name}. A backfill already waiting or running is not enqueued twice. " +
+			"A completed backfill is not pulled again unless restart is true.",
+		DefaultStatus: http.StatusAccepted,
+		Errors:        []int{http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound},
+	}, ScopeAdmin), func(ctx context.Context, in *struct {
+		Name    string `path:"name" doc:"The backfill's name."`
+		Restart bool   `query:"restart" doc:"Pull everything again from the first page."`
+	}) (*backfillRunOutput, error) {
+		if !slices.Contains(s.config.Backfills, in.Name) {
+			return nil, huma.Error404NotFound("no backfill of this name is configured in this server")
+		}
+		task, existing, err := s.config.RunBackfill(ctx, in.Name, in.Restart)
+		if err != nil {
+			s.config.Logger.Error("enqueue backfill", "backfill", in.Name, "error", err)
+			return nil, huma.Error500InternalServerError("the backfill's task could not be enqueued")
+		}
+		return &backfillRunOutput{Body: BackfillRun{Name: in.Name, Task: task, Existing: existing}}, nil
 	})
 }

@@ -50,6 +50,13 @@ type Config struct {
 	// TasksUI, when set, is the task queue's web UI, served under
 	// TasksUIPath to admin tokens only.
 	TasksUI http.Handler
+	// Backfills are the names of the backfills RunBackfill can start.
+	Backfills []string
+	// RunBackfill, when set, enqueues the task that runs the backfill
+	// name (backfill.Args, from the first page when restart) and returns
+	// the task's id, and whether such a task was already waiting or
+	// running (then nothing was enqueued).
+	RunBackfill func(ctx context.Context, name string, restart bool) (task int64, existing bool, err error)
 }
 
 // TasksUIPath is where the task queue's web UI is served.
