@@ -417,15 +417,18 @@ func TestServeValidatesBackfills(t *testing.T) {
 }
 
 // TestServeRunsBackfillTasks: "rawevents serve" starts a backfill of its
-// config file as a River task on POST /v1/backfills/{name}/run (admin),
-// its worker role works it to the end, and restart=true pulls everything
-// again (stored once: the second pass finds only duplicates); an unknown
-// backfill is a 404 problem detail and enqueues nothing.
+// config file as a River task on POST /v1/backfills/{name}/run (admin
+// scope), its worker role works it to the end, and restart=true pulls
+// everything again (stored once: the second pass finds only duplicates);
+// an unknown backfill is a 404 problem detail, a token without the admin
+// scope a 403, and neither enqueues anything.
 func TestServeRunsBackfillTasks(t *testing.T) {
 	t.Parallel()
 	api := newSourceAPI(t, 250, 100)
+	const admin, reader = "admin-secret-0123456789", "read-secret-0123456789"
+	tokens := `"tokens": [{"name": "ops", "secret": "` + admin + `", "scopes": ["admin"]}, {"name": "dash", "secret": "` + reader + `", "scopes": ["read"]}]`
 	ready := make(chan string, 1)
-	opts := &ServeOpts{GlobalOpts: GlobalOpts{Store: filepath.Join(t.TempDir(), "events.db")}, ConfigFile: api.configFile(t, "https://shop.example", ""),
+	opts := &ServeOpts{GlobalOpts: GlobalOpts{Store: filepath.Join(t.TempDir(), "events.db")}, ConfigFile: api.configFile(t, "https://shop.example", tokens),
 		Addr: "127.0.0.1:0", ShutdownTimeout: 5 * time.Second, Ready: ready}
 	if err := opts.Validate(); err != nil {
 		t.Fatal(err)
@@ -450,16 +453,32 @@ func TestServeRunsBackfillTasks(t *testing.T) {
 	if !strings.Contains(out.String(), "backfill tasks") {
 		t.Errorf("output does not say the worker runs backfill tasks:\n%s", out)
 	}
-	run := func(path string, want int) map[string]any {
+	send := func(method, path, token string) (int, map[string]any) {
 		t.Helper()
-		resp, err := http.Post(base+path, "application/json", nil)
+		req, err := http.NewRequestWithContext(t.Context(), method, base+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer resp.Body.Close()
 		var body map[string]any
-		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || resp.StatusCode != want {
-			t.Fatalf("POST %s: %d %v %v, want %d", path, resp.StatusCode, body, err, want)
+		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+			t.Fatalf("%s %s: %d, %v", method, path, resp.StatusCode, err)
+		}
+		if resp.StatusCode >= 400 && resp.Header.Get("Content-Type") != "application/problem+json" {
+			t.Errorf("%s %s: %d with %s", method, path, resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+		return resp.StatusCode, body
+	}
+	call := func(method, path, token string, want int) map[string]any {
+		t.Helper()
+		status, body := send(method, path, token)
+		if status != want {
+			t.Fatalf("%s %s: %d %v, want %d", method, path, status, body, want)
 		}
 		return body
 	}
@@ -467,7 +486,8 @@ func TestServeRunsBackfillTasks(t *testing.T) {
 		t.Helper()
 		deadline := time.Now().Add(30 * time.Second)
 		for {
-			status, p := getJSON(t, base+"/v1/backfills/items")
+			// 404 until the task has saved its first progress.
+			status, p := send(http.MethodGet, "/v1/backfills/items", reader)
 			if status == http.StatusOK && ok(p) {
 				return p
 			}
@@ -477,17 +497,21 @@ func TestServeRunsBackfillTasks(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
-	if body := run("/v1/backfills/items/run", http.StatusAccepted); body["task"].(float64) <= 0 || body["existing"] != false {
+	// Refused: nothing is enqueued, so nothing has run.
+	call(http.MethodPost, "/v1/backfills/items/run", reader, http.StatusForbidden)
+	if body := call(http.MethodPost, "/v1/backfills/nope/run", admin, http.StatusNotFound); !strings.Contains(fmt.Sprint(body["detail"]), "no backfill") {
+		t.Errorf("unknown backfill: %v", body)
+	}
+	call(http.MethodGet, "/v1/backfills/items", reader, http.StatusNotFound)
+
+	if body := call(http.MethodPost, "/v1/backfills/items/run", admin, http.StatusAccepted); body["task"].(float64) <= 0 || body["existing"] != false {
 		t.Fatalf("run: %v", body)
 	}
 	p := until("the task completes", func(p map[string]any) bool { return p["state"] == backfill.StateCompleted })
 	if p["stored"] != 250.0 || p["duplicates"] != 0.0 || p["runs"] != 1.0 {
 		t.Errorf("after the task: %v", p)
 	}
-	if body := run("/v1/backfills/nope/run", http.StatusNotFound); !strings.Contains(fmt.Sprint(body["detail"]), "no backfill") {
-		t.Errorf("unknown backfill: %v", body)
-	}
-	run("/v1/backfills/items/run?restart=true", http.StatusAccepted)
+	call(http.MethodPost, "/v1/backfills/items/run?restart=true", admin, http.StatusAccepted)
 	p = until("the restarted task completes", func(p map[string]any) bool { return p["runs"] == 2.0 && p["state"] == backfill.StateCompleted })
 	if p["stored"] != 0.0 || p["duplicates"] != 250.0 {
 		t.Errorf("after the restart: %v", p)
