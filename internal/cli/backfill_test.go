@@ -427,29 +427,7 @@ func TestServeRunsBackfillTasks(t *testing.T) {
 	api := newSourceAPI(t, 250, 100)
 	const admin, reader = "admin-secret-0123456789", "read-secret-0123456789"
 	tokens := `"tokens": [{"name": "ops", "secret": "` + admin + `", "scopes": ["admin"]}, {"name": "dash", "secret": "` + reader + `", "scopes": ["read"]}]`
-	ready := make(chan string, 1)
-	opts := &ServeOpts{GlobalOpts: GlobalOpts{Store: filepath.Join(t.TempDir(), "events.db")}, ConfigFile: api.configFile(t, "https://shop.example", tokens),
-		Addr: "127.0.0.1:0", ShutdownTimeout: 5 * time.Second, Ready: ready}
-	if err := opts.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	out := &syncWriter{}
-	done := make(chan error, 1)
-	go func() { done <- opts.Run(ctx, out) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v\n%s", err, out)
-		}
-	}()
-	var base string
-	select {
-	case addr := <-ready:
-		base = "http://" + addr
-	case err := <-done:
-		t.Fatalf("serve: %v\n%s", err, out)
-	}
+	base, out := serveWith(t, &ServeOpts{GlobalOpts: GlobalOpts{Store: filepath.Join(t.TempDir(), "events.db")}, ConfigFile: api.configFile(t, "https://shop.example", tokens)})
 	if !strings.Contains(out.String(), "backfill tasks") {
 		t.Errorf("output does not say the worker runs backfill tasks:\n%s", out)
 	}

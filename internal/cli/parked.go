@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -54,6 +55,49 @@ func parsePosition(arg string) (int64, error) {
 // findParked returns the parked record at position, whatever its state.
 // It fails with a message naming the subscription when that has never run
 // or nothing was parked at position.
+// parkedStores are the stores "rawevents parked" works on: state holds
+// the subscription's checkpoints and parked events, log the events. They
+// are one store, but for a projection's subscription on SQLite, whose
+// state lives in the read-model store beside its read models.
+type parkedStores struct {
+	state, log Store
+}
+
+func (p *parkedStores) Close() {
+	if p.state != p.log {
+		p.state.Close() //nolint:errcheck // nothing to do about it
+	}
+	p.log.Close() //nolint:errcheck // nothing to do about it
+}
+
+// openParkedStores opens the event store and, when subscription is not
+// there, the read-model store (--read-store, or the file beside an SQLite
+// store) if it holds it.
+func openParkedStores(ctx context.Context, g GlobalOpts, subscription string) (*parkedStores, error) {
+	log, err := openStoreForRead(ctx, g.Store)
+	if err != nil {
+		return nil, err
+	}
+	_, err = log.SubscriptionStatus(ctx, subscription)
+	readDSN := cmp.Or(g.ReadStore, readStoreFor(g.Store))
+	if !errors.Is(err, event.ErrSubscriptionNotFound) || readDSN == g.Store {
+		if err != nil {
+			log.Close() //nolint:errcheck // the error is the one to report
+			return nil, notFoundSubscription(subscription, err)
+		}
+		return &parkedStores{state: log, log: log}, nil
+	}
+	read, rerr := openStoreForRead(ctx, readDSN)
+	if rerr == nil {
+		if _, rerr = read.SubscriptionStatus(ctx, subscription); rerr == nil {
+			return &parkedStores{state: read, log: log}, nil
+		}
+		read.Close() //nolint:errcheck // not the one
+	}
+	log.Close() //nolint:errcheck // the error is the one to report
+	return nil, notFoundSubscription(subscription, err)
+}
+
 func findParked(ctx context.Context, store Store, subscription string, position int64) (*driver.Parked, error) {
 	if _, err := store.SubscriptionStatus(ctx, subscription); err != nil {
 		return nil, notFoundSubscription(subscription, err)
@@ -125,14 +169,12 @@ func (o *ParkedListOpts) Validate() error {
 // Run prints the events a page at a time: a table, or with --json one
 // record per line. A subscription without such events prints nothing.
 func (o *ParkedListOpts) Run(ctx context.Context, out io.Writer) error {
-	store, err := openStoreForRead(ctx, o.Store)
+	stores, err := openParkedStores(ctx, o.GlobalOpts, o.Subscription)
 	if err != nil {
 		return err
 	}
-	defer store.Close() //nolint:errcheck // nothing was written
-	if _, err := store.SubscriptionStatus(ctx, o.Subscription); err != nil {
-		return notFoundSubscription(o.Subscription, err)
-	}
+	defer stores.Close()
+	store := stores.state
 	tw := newTable(out)
 	after, left, header := o.After, o.Limit, false
 	for {
@@ -216,16 +258,16 @@ type ParkedEvent struct {
 // Run prints the record, field by field, and the event as "read" prints
 // it; with --json, both as one object.
 func (o *ParkedShowOpts) Run(ctx context.Context, out io.Writer) error {
-	store, err := openStoreForRead(ctx, o.Store)
+	stores, err := openParkedStores(ctx, o.GlobalOpts, o.Subscription)
 	if err != nil {
 		return err
 	}
-	defer store.Close() //nolint:errcheck // nothing was written
-	p, err := findParked(ctx, store, o.Subscription, o.position)
+	defer stores.Close()
+	p, err := findParked(ctx, stores.state, o.Subscription, o.position)
 	if err != nil {
 		return err
 	}
-	found, err := store.Lookup(ctx, p.EventID)
+	found, err := stores.log.Lookup(ctx, p.EventID)
 	if err != nil {
 		return err
 	}
@@ -323,11 +365,12 @@ type DecisionOutput struct {
 // Run records the decision. Only an event in state parked can be retried
 // or skipped; anything else is an error that changes nothing.
 func (o *ParkedDecideOpts) Run(ctx context.Context, out io.Writer) error {
-	store, err := openStoreForRead(ctx, o.Store)
+	stores, err := openParkedStores(ctx, o.GlobalOpts, o.Subscription)
 	if err != nil {
 		return err
 	}
-	defer store.Close() //nolint:errcheck // the decision is committed or failed already
+	defer stores.Close() // the decision is committed or failed already
+	store := stores.state
 	p, err := findParked(ctx, store, o.Subscription, o.position)
 	if err != nil {
 		return err

@@ -15,6 +15,8 @@ import (
 	"github.com/rawevents/rawevents/driver"
 	"github.com/rawevents/rawevents/driver/sqlite"
 	"github.com/rawevents/rawevents/event"
+	"github.com/rawevents/rawevents/projection"
+	"github.com/rawevents/rawevents/rawtest"
 )
 
 // openSQLite opens the test's store as the library does, migrated, and
@@ -315,4 +317,66 @@ func TestParked(t *testing.T) {
 			t.Errorf("err = %v, want no store", res.err)
 		}
 	})
+}
+
+// TestParkedOfProjection: on SQLite a projection keeps its subscription's
+// state in the read-model store beside the event store; "parked" finds it
+// there: list, show (the record from one store, the event from the other)
+// and skip, recorded in the read-model store.
+func TestParkedOfProjection(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := t.Context()
+	log := b.openSQLite(t)
+	read := rawtest.SQLiteFile(t, strings.TrimSuffix(b.store, ".db")+".read.db")
+	for _, text := range []string{"fine", "poison", "also fine"} {
+		if _, err := log.Append(ctx, "note-"+strings.ReplaceAll(text, " ", "-"), event.NoStream,
+			event.Proposed{Type: "note.saved", Data: []byte(`{"text":"` + text + `"}`)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, err := projection.New(log, read, nil, &projection.Projection{
+		Name: "notes", Version: 1, Types: []string{"note.saved"}, MaxAttempts: 2,
+		Backoff: func(int) time.Duration { return time.Millisecond },
+		Tables:  []projection.Table{{Name: "note", Columns: []projection.Column{{Name: "id", Type: projection.Text}}, Key: []string{"id"}}},
+		Handle: func(ctx context.Context, tx *projection.Tx, e event.Event) error {
+			if strings.Contains(string(e.Data), "poison") {
+				return errors.New("cannot read a poisoned note")
+			}
+			return tx.Upsert(ctx, "note", projection.Row{"id": e.StreamID})
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- p.Run(runCtx) }()
+	if err := p.WaitFor(ctx, "notes", 3, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	log.Close()
+	read.Close()
+
+	const sub = "projection:notes:g1"
+	listed := parseParked(t, b.run(t, "parked", "list", sub, "--json"))
+	if len(listed) != 1 || listed[0].Position != 2 || !strings.Contains(listed[0].Error, "poisoned") {
+		t.Fatalf("list: %+v", listed)
+	}
+	if out := b.run(t, "parked", "show", sub, "2"); !strings.Contains(out, "poisoned") || !strings.Contains(out, "note-poison") {
+		t.Errorf("show:\n%s", out)
+	}
+	if out := b.run(t, "parked", "skip", sub, "2", "--actor", "ana", "--reason", "bad data"); !strings.Contains(out, "skipped") {
+		t.Errorf("skip: %s", out)
+	}
+	if got := parseParked(t, b.run(t, "parked", "list", sub, "--state", "skipped", "--json")); len(got) != 1 || got[0].Position != 2 {
+		t.Errorf("after skip: %+v", got)
+	}
+	if r := b.execute(ctx, "", "parked", "list", "projection:nope:g1"); r.err == nil || !strings.Contains(r.err.Error(), "not found") {
+		t.Errorf("unknown subscription: %v", r.err)
+	}
 }

@@ -45,10 +45,12 @@ func readStoreFor(dsn string) string {
 // openReadModels opens the read-model store and a projector of the app's
 // projections on store. local gives the positions of the app's
 // subscriptions that this process runs; the others are read from their
-// checkpoints. The returned function closes what was opened.
-func openReadModels(ctx context.Context, store Store, dsn, readDSN string, app *App, local map[string]projection.Positioner) (readModels, func() error, error) {
+// checkpoints. It returns the read-model store too when it is not store
+// (the projections' subscriptions keep their state there), and a function
+// that closes what was opened.
+func openReadModels(ctx context.Context, store Store, dsn, readDSN string, app *App, local map[string]projection.Positioner) (readModels, server.SubscriptionStore, func() error, error) {
 	if app == nil || len(app.Projections) == 0 {
-		return nil, nil, errors.New("no application with projections is registered in this binary")
+		return nil, nil, nil, errors.New("no application with projections is registered in this binary")
 	}
 	if readDSN == "" {
 		readDSN = readStoreFor(dsn)
@@ -56,46 +58,48 @@ func openReadModels(ctx context.Context, store Store, dsn, readDSN string, app *
 	switch log := store.(type) {
 	case *rawevents.Store[*sql.Tx]:
 		if isPostgres(readDSN) {
-			return nil, nil, fmt.Errorf("--read-store %s: read models of an SQLite store live in SQLite", Redact(readDSN))
+			return nil, nil, nil, fmt.Errorf("--read-store %s: read models of an SQLite store live in SQLite", Redact(readDSN))
 		}
 		d, err := sqlite.Open(readDSN, nil)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		read, _, err := migrateAndOpen(ctx, d, func(context.Context) error { return nil })
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		p, err := newProjector(ctx, log, read.(*rawevents.Store[*sql.Tx]), app, app.SQLite, local)
 		if err != nil {
 			read.Close()
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
-		return p, read.Close, nil
+		return p, read, read.Close, nil
 	case *rawevents.Store[pgx.Tx]:
 		if !isPostgres(readDSN) {
-			return nil, nil, fmt.Errorf("--read-store %s: read models of a PostgreSQL store live in PostgreSQL", readDSN)
+			return nil, nil, nil, fmt.Errorf("--read-store %s: read models of a PostgreSQL store live in PostgreSQL", readDSN)
 		}
 		read, closeRead := log, func() error { return nil }
+		var state server.SubscriptionStore
 		if readDSN != dsn {
 			d, err := postgres.Open(ctx, readDSN, nil)
 			if err != nil {
-				return nil, nil, err
+				return nil, nil, nil, err
 			}
 			s, _, err := migrateAndOpen(ctx, d, func(context.Context) error { return nil })
 			if err != nil {
-				return nil, nil, err
+				return nil, nil, nil, err
 			}
 			read, closeRead = s.(*rawevents.Store[pgx.Tx]), s.Close
+			state = read
 		}
 		p, err := newProjector(ctx, log, read, app, app.Postgres, local)
 		if err != nil {
 			closeRead()
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
-		return p, closeRead, nil
+		return p, state, closeRead, nil
 	}
-	return nil, nil, fmt.Errorf("projections: no backend for %T", store)
+	return nil, nil, nil, fmt.Errorf("projections: no backend for %T", store)
 }
 
 // Redact hides the credentials of a store URL, for messages.
@@ -161,7 +165,7 @@ func (g *GlobalOpts) withReadModels(ctx context.Context, fn func(rm readModels) 
 		return err
 	}
 	defer store.Close() //nolint:errcheck // read-mostly
-	rm, closeRead, err := openReadModels(ctx, store, g.Store, g.ReadStore, g.app, nil)
+	rm, _, closeRead, err := openReadModels(ctx, store, g.Store, g.ReadStore, g.app, nil)
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -82,8 +83,22 @@ func notesSetup[TTx any](_ context.Context, store *rawevents.Store[TTx]) ([]*raw
 // serveNotes runs "serve" with the notes app on store and returns its URL.
 func serveNotes(t *testing.T, store string) string {
 	t.Helper()
+	base, out := serveWith(t, &ServeOpts{GlobalOpts: GlobalOpts{Store: store}, App: notesApp(1)})
+	if !strings.Contains(out.String(), "projector running notes") {
+		t.Fatalf("output:\n%s", out)
+	}
+	return base
+}
+
+// serveWith runs "serve" with opts on a free loopback port until the test
+// ends, and returns its URL and its output.
+func serveWith(t *testing.T, opts *ServeOpts) (string, *syncWriter) {
+	t.Helper()
 	ready := make(chan string, 1)
-	opts := &ServeOpts{GlobalOpts: GlobalOpts{Store: store}, Addr: "127.0.0.1:0", App: notesApp(1), ShutdownTimeout: 5 * time.Second, Ready: ready}
+	opts.Addr, opts.Ready = "127.0.0.1:0", ready
+	if opts.ShutdownTimeout == 0 {
+		opts.ShutdownTimeout = 5 * time.Second
+	}
 	if err := opts.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -99,14 +114,11 @@ func serveNotes(t *testing.T, store string) string {
 	})
 	select {
 	case addr := <-ready:
-		if !strings.Contains(out.String(), "projector running notes") {
-			t.Fatalf("output:\n%s", out)
-		}
-		return "http://" + addr
+		return "http://" + addr, out
 	case err := <-done:
 		t.Fatalf("serve: %v\n%s", err, out)
 	}
-	return ""
+	return "", out
 }
 
 func getJSON(t *testing.T, u string) (int, map[string]any) {
@@ -311,28 +323,7 @@ func TestSearchWhileIndexing(t *testing.T) {
 	// The API alone: nothing projects, so the indexes stay unbuilt.
 	app := notesApp(1)
 	app.BulkIndexFrom = 5
-	ready := make(chan string, 1)
-	opts := &ServeOpts{GlobalOpts: GlobalOpts{Store: path}, Addr: "127.0.0.1:0", Roles: []string{RoleAPI}, App: app, ShutdownTimeout: 5 * time.Second, Ready: ready}
-	if err := opts.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	runCtx, cancel := context.WithCancel(ctx)
-	out := &syncWriter{}
-	done := make(chan error, 1)
-	go func() { done <- opts.Run(runCtx, out) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v\n%s", err, out)
-		}
-	}()
-	var base string
-	select {
-	case addr := <-ready:
-		base = "http://" + addr
-	case err := <-done:
-		t.Fatalf("serve: %v\n%s", err, out)
-	}
+	base, _ := serveWith(t, &ServeOpts{GlobalOpts: GlobalOpts{Store: path}, Roles: []string{RoleAPI}, App: app})
 	status, body := getJSON(t, base+"/v1/read/notes/note?q=running")
 	if status != http.StatusServiceUnavailable || !strings.Contains(fmt.Sprint(body["detail"]), "catching up") {
 		t.Errorf("search: %d %v, want 503 with a detail", status, body)
@@ -343,5 +334,50 @@ func TestSearchWhileIndexing(t *testing.T) {
 	if status, list := getJSON(t, base+"/v1/projections"); status != http.StatusOK ||
 		list["projections"].([]any)[0].(map[string]any)["indexed"] != false {
 		t.Errorf("projections: %d %v", status, list)
+	}
+}
+
+// TestParkedOfProjectionOverHTTP: the subscription endpoints of parked
+// events find a projection's subscription in the read-model store (a
+// second SQLite file): list, skip with an actor, list the skipped one.
+func TestParkedOfProjectionOverHTTP(t *testing.T) {
+	t.Parallel()
+	app := notesApp(1)
+	pr := app.Projections[0]
+	handle := pr.Handle
+	pr.MaxAttempts, pr.Backoff = 2, func(int) time.Duration { return time.Millisecond }
+	pr.Handle = func(ctx context.Context, tx *projection.Tx, e event.Event) error {
+		if strings.Contains(string(e.Data), "poison") {
+			return errors.New("cannot read a poisoned note")
+		}
+		return handle(ctx, tx, e)
+	}
+	base, _ := serveWith(t, &ServeOpts{GlobalOpts: GlobalOpts{Store: filepath.Join(t.TempDir(), "events.db")}, App: app})
+	postNote(t, base, "n1", "fine", "ann")
+	postNote(t, base, "n2", "poison", "ann")
+	pos := postNote(t, base, "n3", "fine too", "ann")
+	if status, _ := getJSON(t, fmt.Sprintf("%s/v1/read/notes/note/n3?wait_for=%d", base, pos)); status != http.StatusOK {
+		t.Fatalf("n3: %d", status)
+	}
+	const parked = "/v1/subscriptions/projection:notes:g1/parked"
+	status, page := getJSON(t, base+parked)
+	list, _ := page["parked"].([]any)
+	if status != http.StatusOK || len(list) != 1 || !strings.Contains(fmt.Sprint(list[0].(map[string]any)["error"]), "poisoned") {
+		t.Fatalf("parked: %d %v", status, page)
+	}
+	at := int64(list[0].(map[string]any)["position"].(float64))
+	resp, err := http.Post(fmt.Sprintf("%s%s/%d/skip", base, parked, at), "application/json", strings.NewReader(`{"actor":"ana","reason":"bad data"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("skip: %d", resp.StatusCode)
+	}
+	if status, page := getJSON(t, base+parked+"?state=skipped"); status != http.StatusOK || len(page["parked"].([]any)) != 1 {
+		t.Errorf("skipped: %d %v", status, page)
+	}
+	if status, _ := getJSON(t, base+"/v1/subscriptions/projection:nope:g1/parked"); status != http.StatusNotFound {
+		t.Errorf("unknown subscription: %d", status)
 	}
 }

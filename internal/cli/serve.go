@@ -210,8 +210,9 @@ func (o *ServeOpts) Run(ctx context.Context, out io.Writer) error {
 		}
 	}
 	var rm readModels
+	var readState server.SubscriptionStore
 	if o.App != nil && len(o.App.Projections) > 0 && (slices.Contains(o.roles, RoleAPI) || slices.Contains(o.roles, RoleProjector)) {
-		if rm, closeRead, err = openReadModels(ctx, store, o.Store, o.ReadStore, o.App, work.local); err != nil {
+		if rm, readState, closeRead, err = openReadModels(ctx, store, o.Store, o.ReadStore, o.App, work.local); err != nil {
 			return err
 		}
 		if slices.Contains(o.roles, RoleProjector) {
@@ -229,7 +230,7 @@ func (o *ServeOpts) Run(ctx context.Context, out io.Writer) error {
 		fmt.Fprintln(out, "rawevents stopped")
 		return err
 	}
-	serveErr := o.serveAPI(ctx, out, store, rm, logger)
+	serveErr := o.serveAPI(ctx, out, store, rm, readState, logger)
 	// The API is down: requests in flight were answered. The workers stop
 	// next, before the store closes.
 	stopWork()
@@ -239,7 +240,7 @@ func (o *ServeOpts) Run(ctx context.Context, out io.Writer) error {
 }
 
 // serveAPI runs the HTTP API until ctx ends.
-func (o *ServeOpts) serveAPI(ctx context.Context, out io.Writer, store Store, rm readModels, logger *slog.Logger) error {
+func (o *ServeOpts) serveAPI(ctx context.Context, out io.Writer, store Store, rm readModels, readState server.SubscriptionStore, logger *slog.Logger) error {
 	// SQLite writes one transaction at a time: one committer, with larger
 	// transactions to spread each commit's page writes over more events.
 	// On PostgreSQL two: one transaction gathers and writes while the
@@ -264,7 +265,7 @@ func (o *ServeOpts) serveAPI(ctx context.Context, out io.Writer, store Store, rm
 		TasksUI: ui,
 	}
 	if rm != nil {
-		config.ReadModels = rm
+		config.ReadModels, config.ReadState = rm, readState
 	}
 	for _, b := range o.backfills {
 		config.Backfills = append(config.Backfills, b.Name)

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"slices"
 	"strings"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/rawevents/rawevents"
 	"github.com/rawevents/rawevents/driver"
+	"github.com/rawevents/rawevents/event"
 )
 
 // SubscriptionStore is what the subscription endpoints need of the store;
@@ -82,6 +84,23 @@ type decisionInput struct {
 	Body     *DecisionRequest `doc:"Who decides (without tokens) and why."`
 }
 
+// subscriptionsOf returns the store that holds the parked events of
+// subscription name: Store, or ReadState when only it has the name (a
+// projection's subscription; its status and lag are those of
+// /v1/projections, since ReadState's own log is not the one it reads).
+func (s *Server) subscriptionsOf(ctx context.Context, name string) SubscriptionStore {
+	if s.config.ReadState == nil {
+		return s.config.Store
+	}
+	if _, err := s.config.Store.SubscriptionStatus(ctx, name); !errors.Is(err, event.ErrSubscriptionNotFound) {
+		return s.config.Store
+	}
+	if _, err := s.config.ReadState.SubscriptionStatus(ctx, name); err == nil {
+		return s.config.ReadState
+	}
+	return s.config.Store
+}
+
 func (s *Server) registerAdmin() {
 	readErrors := []int{http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound, http.StatusUnprocessableEntity}
 
@@ -124,8 +143,7 @@ func (s *Server) registerAdmin() {
 	}, ScopeRead), func(ctx context.Context, in *struct {
 		Name string `path:"name" doc:"The subscription's name."`
 	}) (*subscriptionOutput, error) {
-		subs := s.config.Store
-		st, err := subs.SubscriptionStatus(ctx, in.Name)
+		st, err := s.config.Store.SubscriptionStatus(ctx, in.Name)
 		if err != nil {
 			return nil, s.readError(err)
 		}
@@ -136,7 +154,8 @@ func (s *Server) registerAdmin() {
 		OperationID: "list-parked", Method: http.MethodGet, Path: "/v1/subscriptions/{name}/parked", Tags: []string{"subscriptions"},
 		Summary: "List a subscription's parked events",
 		Description: "The events the subscription's handler kept failing on, in position order, with the error and the number of attempts. " +
-			"By default the ones waiting for an operator (states parked and retrying).",
+			"By default the ones waiting for an operator (states parked and retrying). A projection's subscription (projection:NAME:gN) " +
+			"is found in the read-model store, where it keeps its state.",
 		Errors: readErrors,
 	}, ScopeRead), func(ctx context.Context, in *struct {
 		Name  string   `path:"name" doc:"The subscription's name."`
@@ -144,7 +163,7 @@ func (s *Server) registerAdmin() {
 		After int64    `query:"after" minimum:"0" doc:"List the events parked after this position (0: from the start)."`
 		Limit int      `query:"limit" minimum:"1" maximum:"10000" default:"100" doc:"Page size."`
 	}) (*parkedPageOutput, error) {
-		subs := s.config.Store
+		subs := s.subscriptionsOf(ctx, in.Name)
 		parked, err := subs.Parked(ctx, in.Name, &rawevents.ParkedOpts{States: in.State, After: in.After, Limit: in.Limit})
 		if err != nil {
 			return nil, s.readError(err)
@@ -165,7 +184,7 @@ func (s *Server) registerAdmin() {
 
 	decide := func(retry bool) func(ctx context.Context, in *decisionInput) (*decisionOutput, error) {
 		return func(ctx context.Context, in *decisionInput) (*decisionOutput, error) {
-			subs := s.config.Store
+			subs := s.subscriptionsOf(ctx, in.Name)
 			var body DecisionRequest
 			if in.Body != nil {
 				body = *in.Body

@@ -50,6 +50,11 @@ type Config struct {
 	// TasksUI, when set, is the task queue's web UI, served under
 	// TasksUIPath to admin tokens only.
 	TasksUI http.Handler
+	// ReadState, when set, is the read models' store where it is not
+	// Store: the subscriptions of projections keep their state (and their
+	// parked events) there. The subscription endpoints look a name up in
+	// Store first, then in ReadState.
+	ReadState SubscriptionStore
 	// Backfills are the names of the backfills RunBackfill can start.
 	Backfills []string
 	// RunBackfill, when set, enqueues the task that runs the backfill
