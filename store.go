@@ -182,26 +182,38 @@ func validateProposed(i int, p event.Proposed) error {
 }
 
 // metadataWithNUL names a metadata field that holds U+0000 or invalid
-// UTF-8, which not every backend can store, or returns "".
+// UTF-8, which not every backend can store, or returns "". With several,
+// it names the first in the order of event.Metadata (extra keys in
+// sorted order).
 func metadataWithNUL(m event.Metadata) string {
-	bad := func(s string) bool { return strings.ContainsRune(s, 0) || !utf8.ValidString(s) }
-	fields := map[string]string{
-		"correlation_id": m.CorrelationID, "causation_id": m.CausationID, "actor": m.Actor,
-		"traceparent": m.TraceParent, "tracestate": m.TraceState,
+	bad := func(s string) bool { return strings.IndexByte(s, 0) >= 0 || !utf8.ValidString(s) }
+	for _, f := range [...]struct{ name, value string }{
+		{"correlation_id", m.CorrelationID}, {"causation_id", m.CausationID}, {"actor", m.Actor},
+		{"traceparent", m.TraceParent}, {"tracestate", m.TraceState},
+	} {
+		if bad(f.value) {
+			return f.name
+		}
 	}
 	if m.Origin != nil {
-		fields["origin.source"], fields["origin.id"] = m.Origin.Source, m.Origin.ID
+		if bad(m.Origin.Source) {
+			return "origin.source"
+		}
+		if bad(m.Origin.ID) {
+			return "origin.id"
+		}
 	}
+	badValue := ""
 	for k, v := range m.Extra {
 		if bad(k) {
 			return "extra"
 		}
-		fields["extra."+k] = v
-	}
-	for name, v := range fields {
-		if bad(v) {
-			return name
+		if bad(v) && (badValue == "" || k < badValue) {
+			badValue = k
 		}
+	}
+	if badValue != "" {
+		return "extra." + badValue
 	}
 	return ""
 }
