@@ -10,6 +10,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -497,7 +498,13 @@ func (w *partitionWorker[TTx]) run(ctx context.Context) error {
 			}
 			continue
 		}
-		mine := carried
+		n := 0
+		for _, pe := range page {
+			if pe.partition == w.partition {
+				n++
+			}
+		}
+		mine := slices.Grow(carried, n)
 		for _, pe := range page {
 			if pe.partition == w.partition {
 				mine = append(mine, pe.Event)

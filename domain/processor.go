@@ -112,13 +112,21 @@ func (p *Processor[TTx]) handle(ctx context.Context, tx TTx, raw event.Event) er
 // commits (so a batch tried again reports it once), and returns any other
 // error, wrapped.
 func (p *Processor[TTx]) refused(ctx context.Context, raw event.Event, j int, cmd Command, err error) error {
-	var rejected *RejectedError
-	if !errors.As(err, &rejected) {
-		if err != nil {
-			return fmt.Errorf("processor %s: raw event at %d, command %d (%T): %w", p.Name, raw.Position, j, cmd, err)
-		}
+	if err == nil {
 		return nil
 	}
+	var rejected *RejectedError
+	if !errors.As(err, &rejected) {
+		return fmt.Errorf("processor %s: raw event at %d, command %d (%T): %w", p.Name, raw.Position, j, cmd, err)
+	}
+	p.reportRejected(ctx, raw, cmd, rejected)
+	return nil
+}
+
+// reportRejected calls Rejected, or logs, once the transaction commits.
+// It is a function of its own so that the raw event its closure captures
+// is moved to the heap only for a refused command, not for every one.
+func (p *Processor[TTx]) reportRejected(ctx context.Context, raw event.Event, cmd Command, rejected *RejectedError) {
 	report := func() {
 		if p.Rejected != nil {
 			p.Rejected(raw, cmd, rejected)
@@ -129,7 +137,6 @@ func (p *Processor[TTx]) refused(ctx context.Context, raw event.Event, j int, cm
 	if !rawevents.OnCommit(ctx, report) {
 		report()
 	}
-	return nil
 }
 
 // handleBatch is handle for a batch of raw events, in few round trips:
@@ -143,8 +150,8 @@ func (p *Processor[TTx]) handleBatch(ctx context.Context, tx TTx, raws []event.E
 		cmd  Command
 		opts *ExecuteOpts
 	}
-	var items []item
-	var firstIDs []uuid.UUID
+	items := make([]item, 0, len(raws))
+	firstIDs := make([]uuid.UUID, 0, len(raws))
 	for _, raw := range raws {
 		if !slices.Contains(p.Types, raw.Type) {
 			p.countUnknown(raw.Type)

@@ -77,8 +77,12 @@ func (d *Driver) AppendManyTx(ctx context.Context, tx *sql.Tx, params []*driver.
 		return nil, translate(ctx, "append", err)
 	}
 	out := make([]*event.AppendResult, len(params))
-	var all []event.Event
-	changed := map[string]event.Event{} // stream: its last event in this call
+	total := 0
+	for _, p := range params {
+		total += len(p.Events)
+	}
+	all := make([]event.Event, 0, total)
+	changed := make(map[string]event.Event, len(params)) // stream: its last event in this call
 	for i, p := range params {
 		current := versions[p.StreamID]
 		if !p.Expected.Allows(current) {
