@@ -2,12 +2,14 @@ package domain
 
 import (
 	"context"
+	"crypto/sha1"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"reflect"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -303,7 +305,11 @@ func (r *Repository[TTx, S]) encode(decided []any, state S, opts *ExecuteOpts) (
 // at the end of the store's id index instead of landing on a random page
 // each.
 func DeriveID(seed uuid.UUID, n int) uuid.UUID {
-	h := uuid.NewSHA1(seed, fmt.Appendf(nil, "%d", n))
+	// SHA-1 of the seed's bytes and n in decimal, as uuid.NewSHA1(seed, n)
+	// hashes them, without its allocations: these ids are stored, so the
+	// bytes hashed must never change.
+	var buf [16 + 20]byte
+	h := sha1.Sum(strconv.AppendInt(append(buf[:0], seed[:]...), int64(n), 10))
 	var id uuid.UUID
 	copy(id[:6], seed[:6])
 	copy(id[6:], h[6:])

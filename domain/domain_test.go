@@ -236,4 +236,18 @@ func TestDeriveID(t *testing.T) {
 	if x, y := domain.DeriveID(a, 5), domain.DeriveID(b, 0); bytes.Compare(x[:], y[:]) >= 0 {
 		t.Fatalf("ids of position 41 (%s) do not sort before position 42's (%s)", x, y)
 	}
+	// Derived ids are stored: processing a raw event again after an
+	// upgrade must derive the very same ones.
+	seed := domain.SeedAt(123456, uuid.MustParse("6ba7b811-9dad-11d1-80b4-00c04fd430c8"), "counter")
+	for n, want := range map[int]string{
+		0: "00000001-e240-80aa-8199-71869412f629", 1: "00000001-e240-883b-85a1-f960f0cd1df3",
+		7: "00000001-e240-8a64-bc7b-25da3bff817e", 12345: "00000001-e240-8879-b3ca-35ff8a553026",
+	} {
+		if got := domain.DeriveID(seed, n).String(); got != want {
+			t.Errorf("DeriveID(%s, %d) = %s, want %s", seed, n, got, want)
+		}
+	}
+	if got := seed.String(); got != "00000001-e240-58a3-be2e-582ab4be4c07" {
+		t.Errorf("SeedAt = %s", got)
+	}
 }

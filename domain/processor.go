@@ -145,10 +145,11 @@ func (p *Processor[TTx]) reportRejected(ctx context.Context, raw event.Event, cm
 // memory in log order, and one append for every stream.
 func (p *Processor[TTx]) handleBatch(ctx context.Context, tx TTx, raws []event.Event) error {
 	type item struct {
-		raw  event.Event
-		j    int
-		cmd  Command
-		opts *ExecuteOpts
+		raw     event.Event
+		j       int
+		cmd     Command
+		opts    *ExecuteOpts
+		firstID uuid.UUID // of its first event: stored means processed
 	}
 	items := make([]item, 0, len(raws))
 	firstIDs := make([]uuid.UUID, 0, len(raws))
@@ -163,8 +164,9 @@ func (p *Processor[TTx]) handleBatch(ctx context.Context, tx TTx, raws []event.E
 		}
 		for j, cmd := range cmds {
 			opts := &ExecuteOpts{Metadata: p.metadata(raw), IDSeed: p.seed(raw, j), OccurredAt: raw.OccurredAt}
-			items = append(items, item{raw: raw, j: j, cmd: cmd, opts: opts})
-			firstIDs = append(firstIDs, DeriveID(opts.IDSeed, 0))
+			first := DeriveID(opts.IDSeed, 0)
+			items = append(items, item{raw: raw, j: j, cmd: cmd, opts: opts, firstID: first})
+			firstIDs = append(firstIDs, first)
 		}
 	}
 	if len(items) == 0 {
@@ -190,7 +192,7 @@ func (p *Processor[TTx]) handleBatch(ctx context.Context, tx TTx, raws []event.E
 				done[e.ID] = true
 			}
 		}
-		if done[DeriveID(it.opts.IDSeed, 0)] {
+		if done[it.firstID] {
 			continue // processed before: its events are stored
 		}
 		err = route.plan(ctx, tx, b, it.cmd, it.opts)
