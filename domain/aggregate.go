@@ -323,7 +323,19 @@ func DeriveID(seed uuid.UUID, n int) uuid.UUID {
 // Processors seed the events a raw event causes with the raw event's
 // position, so that derived ids follow the log.
 func SeedAt(position int64, base uuid.UUID, name string) uuid.UUID {
-	seed := uuid.NewSHA1(base, []byte(name))
+	return seedAt(position, base, []byte(name))
+}
+
+// seedAt is SeedAt with the name as bytes. The rest of the seed is
+// uuid.NewSHA1(base, name), computed on the stack; like DeriveID's, these
+// bytes must never change.
+func seedAt(position int64, base uuid.UUID, name []byte) uuid.UUID {
+	var buf [16 + 64]byte
+	h := sha1.Sum(append(append(buf[:0], base[:]...), name...))
+	var seed uuid.UUID
+	copy(seed[:], h[:])
+	seed[6] = seed[6]&0x0f | 0x50 // version 5, as uuid.NewSHA1 sets it
+	seed[8] = seed[8]&0x3f | 0x80 // RFC 9562 variant
 	for i := range 6 {
 		seed[i] = byte(position >> (8 * (5 - i)))
 	}

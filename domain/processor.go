@@ -1,6 +1,7 @@
 package domain
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -207,7 +208,9 @@ func (p *Processor[TTx]) handleBatch(ctx context.Context, tx TTx, raws []event.E
 // processing the same raw event again yields the same ids, so nothing is
 // appended twice.
 func (p *Processor[TTx]) seed(raw event.Event, j int) uuid.UUID {
-	return SeedAt(raw.Position, raw.ID, fmt.Sprintf("processor:%s/%d", p.Name, j))
+	var buf [64]byte
+	name := strconv.AppendInt(append(append(append(buf[:0], "processor:"...), p.Name...), '/'), int64(j), 10)
+	return seedAt(raw.Position, raw.ID, name)
 }
 
 // metadata is the audit trail of the events a raw event causes.
@@ -216,13 +219,11 @@ func (p *Processor[TTx]) metadata(raw event.Event) event.Metadata {
 	if raw.Metadata.Origin != nil {
 		origin.Source, origin.ID = raw.Metadata.Origin.Source, raw.Metadata.Origin.ID
 	}
-	correlation := raw.Metadata.CorrelationID
-	if correlation == "" {
-		correlation = raw.ID.String()
-	}
+	causation := raw.ID.String()
+	correlation := cmp.Or(raw.Metadata.CorrelationID, causation)
 	return event.Metadata{
 		CorrelationID: correlation,
-		CausationID:   raw.ID.String(),
+		CausationID:   causation,
 		Actor:         p.SubscriptionName(),
 		TraceParent:   raw.Metadata.TraceParent,
 		TraceState:    raw.Metadata.TraceState,
