@@ -149,3 +149,20 @@ func TestGroupCommit(t *testing.T) {
 		t.Fatalf("the log holds %d events for %d ids (err %v)", len(all), len(positions), err)
 	}
 }
+
+// TestCheckNamesTheFirstNUL: an event with U+0000 in several attributes is
+// refused naming the first of id, source, type, subject (here id, type
+// and subject have one), every time.
+func TestCheckNamesTheFirstNUL(t *testing.T) {
+	t.Parallel()
+	e := cloudEvent(t, "https://example.com/s", "a\x00b", "", nil)
+	e.SetType("t\x00")
+	e.SetSubject("s\x00")
+	for range 20 {
+		err := ingest.Check(0, &e)
+		var invalid *ingest.InvalidError
+		if !errors.As(err, &invalid) || invalid.Reason != "id contains U+0000, which the store cannot keep" {
+			t.Fatalf("Check = %v", err)
+		}
+	}
+}

@@ -94,14 +94,15 @@ type Transport struct {
 }
 
 func (t Transport) extra() map[string]string {
-	m := map[string]string{}
-	for k, v := range map[string]string{
-		"received_via": t.Mode, "remote_addr": t.RemoteAddr, "user_agent": t.UserAgent,
-		"content_type": t.ContentType, "token": t.Token, "request_id": t.RequestID, "verified": t.Verified,
-		"backfill": t.Backfill,
-	} {
-		if v != "" {
-			m[k] = v
+	facts := [...]struct{ k, v string }{
+		{"received_via", t.Mode}, {"remote_addr", t.RemoteAddr}, {"user_agent", t.UserAgent},
+		{"content_type", t.ContentType}, {"token", t.Token}, {"request_id", t.RequestID}, {"verified", t.Verified},
+		{"backfill", t.Backfill},
+	}
+	m := make(map[string]string, len(facts))
+	for _, f := range facts {
+		if f.v != "" {
+			m[f.k] = f.v
 		}
 	}
 	return m
@@ -148,9 +149,9 @@ func Check(i int, e *ce.Event) error {
 	if !utf8.ValidString(e.Source()) || !utf8.ValidString(e.ID()) || !utf8.ValidString(e.Type()) {
 		return invalid("id, source and type must be valid UTF-8")
 	}
-	for name, v := range map[string]string{"id": e.ID(), "source": e.Source(), "type": e.Type(), "subject": e.Subject()} {
-		if strings.ContainsRune(v, 0) {
-			return invalid("%s contains U+0000, which the store cannot keep", name)
+	for _, a := range [...]struct{ name, v string }{{"id", e.ID()}, {"source", e.Source()}, {"type", e.Type()}, {"subject", e.Subject()}} {
+		if strings.IndexByte(a.v, 0) >= 0 {
+			return invalid("%s contains U+0000, which the store cannot keep", a.name)
 		}
 	}
 	for name, v := range e.Extensions() {
