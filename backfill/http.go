@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -118,16 +120,19 @@ func (c HTTPConfig) Validate(name string) error {
 	case c.Type != "" && c.TypeValue != "":
 		bad("type and type_value are exclusive")
 	}
-	for field, p := range map[string]string{"items": c.Items, "next": c.Next, "has_more": c.HasMore, "total": c.Total, "id": c.ID, "type": c.Type, "time": c.Time, "data": c.Data} {
-		if p != "" && !strings.HasPrefix(p, "/") {
-			bad("%s %q: want a JSON pointer such as /data/0/id (RFC 6901)", field, p)
+	for _, f := range [...]struct{ field, p string }{
+		{"items", c.Items}, {"next", c.Next}, {"has_more", c.HasMore}, {"total", c.Total},
+		{"id", c.ID}, {"type", c.Type}, {"time", c.Time}, {"data", c.Data},
+	} {
+		if f.p != "" && !strings.HasPrefix(f.p, "/") {
+			bad("%s %q: want a JSON pointer such as /data/0/id (RFC 6901)", f.field, f.p)
 		}
 	}
 	if c.TimeFormat != "" && c.TimeFormat != "rfc3339" && c.TimeFormat != "unix" && c.TimeFormat != "unix_ms" {
 		bad("time_format %q: want rfc3339, unix or unix_ms", c.TimeFormat)
 	}
-	for k, v := range c.Headers {
-		if k == "" || strings.ContainsAny(k, " :\r\n") || strings.ContainsAny(v, "\r\n") {
+	for _, k := range slices.Sorted(maps.Keys(c.Headers)) {
+		if v := c.Headers[k]; k == "" || strings.ContainsAny(k, " :\r\n") || strings.ContainsAny(v, "\r\n") {
 			bad("header %q: want a header name and a one-line value", k)
 		}
 	}

@@ -93,9 +93,9 @@ func validateSources(sources map[string]WebhookSource) error {
 		if w.SignatureEncoding != "hex" && w.SignatureEncoding != "base64" {
 			bad("signature_encoding %q: want hex or base64", w.SignatureEncoding)
 		}
-		for field, spec := range map[string]string{"id": w.ID, "type": w.Type} {
-			if _, _, err := parseLocator(spec); err != nil {
-				bad("%s: %v", field, err)
+		for _, f := range [...]struct{ field, spec string }{{"id", w.ID}, {"type", w.Type}} {
+			if _, _, err := parseLocator(f.spec); err != nil {
+				bad("%s: %v", f.field, err)
 			}
 		}
 		if len(w.Source) > ingest.MaxSourceLength {
