@@ -31,6 +31,7 @@ type backfillOutput struct {
 
 // BackfillRun says which task runs a backfill.
 type BackfillRun struct {
+	// Name is the backfill's name.
 	Name string `json:"name"`
 	// Task is the River task's id: the admin UI under /admin/river shows it.
 	Task int64 `json:"task"`
