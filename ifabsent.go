@@ -2,6 +2,7 @@ package rawevents
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -86,13 +87,14 @@ type Prepared struct {
 // Len returns how many events p holds.
 func (p *Prepared) Len() int { return len(p.events) }
 
-// PrepareIfAbsent checks events as AppendIfAbsent does and completes them,
-// without storing anything: an invalid event fails it with an
-// *event.ValidationError. A writer that gathers many callers' events into
-// one transaction (group commit) prepares each caller's events on the
-// caller's goroutine, so that its one transaction does not wait for the
-// checks, and a caller's bad event fails that caller alone. The events
-// are recorded at the time of this call.
+// PrepareIfAbsent checks events as AppendIfAbsent does and completes them
+// (ids, times, their metadata encoded as stored), without storing
+// anything: an invalid event fails it with an *event.ValidationError. A
+// writer that gathers many callers' events into one transaction (group
+// commit) prepares each caller's events on the caller's goroutine, so that
+// its one transaction does not wait for the checks and the encoding, and
+// a caller's bad event fails that caller alone. The events are recorded at
+// the time of this call.
 func (s *Store[TTx]) PrepareIfAbsent(events []StreamEvent) (*Prepared, error) {
 	pending, err := s.prepareIfAbsent(events)
 	if err != nil {
@@ -253,6 +255,10 @@ type pendingEvent struct {
 	// givenID reports that the caller chose the id (the store generates
 	// the ids of keyed events that come without one).
 	givenID bool
+	// meta is the event's metadata as JSON, encoded when it was prepared
+	// (by PrepareIfAbsent on the caller's goroutine, not in the
+	// transaction that stores it).
+	meta []byte
 }
 
 func (p *pendingEvent) identity() identity { return identityOf(p.StreamID, p.Key, p.ID) }
@@ -269,7 +275,11 @@ func (s *Store[TTx]) prepareIfAbsent(events []StreamEvent) ([]pendingEvent, erro
 			return nil, err
 		}
 		e.StreamID, e.Key = se.StreamID, se.Key
-		out[i] = pendingEvent{Event: e, givenID: se.Event.ID != uuid.Nil}
+		meta, err := json.Marshal(e.Metadata)
+		if err != nil {
+			return nil, fmt.Errorf("rawevents: encode metadata: %w", err)
+		}
+		out[i] = pendingEvent{Event: e, givenID: se.Event.ID != uuid.Nil, meta: meta}
 	}
 	return out, nil
 }
@@ -351,10 +361,11 @@ func (s *Store[TTx]) appendIfAbsent(ctx context.Context, tx TTx, pending []pendi
 	for k, stream := range streams {
 		idx := byStream[stream]
 		batch := make([]event.Event, len(idx))
+		metas := make([][]byte, len(idx))
 		for j, i := range idx {
-			batch[j] = pending[i].Event
+			batch[j], metas[j] = pending[i].Event, pending[i].meta
 		}
-		params[k] = &driver.AppendParams{StreamID: stream, Expected: event.Any, Events: batch}
+		params[k] = &driver.AppendParams{StreamID: stream, Expected: event.Any, Events: batch, Metadata: metas}
 	}
 	results, err := s.driver.AppendManyTx(ctx, tx, params)
 	if err != nil {

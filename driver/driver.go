@@ -12,6 +12,7 @@ package driver
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 
 	"github.com/google/uuid"
@@ -99,6 +100,21 @@ type AppendParams struct {
 	// recorded-at are set, data is valid JSON. Positions and versions are
 	// assigned by the driver.
 	Events []event.Event
+	// Metadata, when set, holds each event's Metadata as JSON, encoded by
+	// the caller before the transaction (ingestion does it on the
+	// request's goroutine, so that the one committing transaction does not
+	// spend its time on it). Nil leaves the encoding to the driver; see
+	// EncodedMetadata.
+	Metadata [][]byte
+}
+
+// EncodedMetadata returns Events[i].Metadata as the JSON to store: the
+// caller's encoding when it gave one, or encoding/json's.
+func (p *AppendParams) EncodedMetadata(i int) ([]byte, error) {
+	if p.Metadata != nil {
+		return p.Metadata[i], nil
+	}
+	return json.Marshal(p.Events[i].Metadata)
 }
 
 // ReadStreamParams select events of one stream.

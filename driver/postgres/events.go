@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -179,7 +178,7 @@ func (d *Driver) AppendManyTx(ctx context.Context, tx pgx.Tx, params []*driver.A
 // appendArgs are the arguments of append_events for p.
 func (d *Driver) appendArgs(p *driver.AppendParams, flags appendFlags) ([]any, error) {
 	cols := newEventColumns(len(p.Events))
-	if err := cols.add(p.Events); err != nil {
+	if err := cols.add(p); err != nil {
 		return nil, err
 	}
 	return []any{p.StreamID, int64(p.Expected), cols.ids, cols.types, cols.schemaVersions, cols.data, cols.metadata,
@@ -204,7 +203,7 @@ func (d *Driver) appendManyArgs(params []*driver.AppendParams, flags appendFlags
 			return nil, fmt.Errorf("postgres: append: %d events to stream %q in one call", len(p.Events), p.StreamID)
 		}
 		streams[i], expected[i], counts[i], recorded[i] = p.StreamID, int64(p.Expected), int32(len(p.Events)), recordedAt(p)
-		if err := cols.add(p.Events); err != nil {
+		if err := cols.add(p); err != nil {
 			return nil, err
 		}
 	}
@@ -233,9 +232,9 @@ func newEventColumns(n int) *eventColumns {
 	}
 }
 
-func (c *eventColumns) add(events []event.Event) error {
-	for _, e := range events {
-		meta, err := json.Marshal(e.Metadata)
+func (c *eventColumns) add(p *driver.AppendParams) error {
+	for i, e := range p.Events {
+		meta, err := p.EncodedMetadata(i)
 		if err != nil {
 			return fmt.Errorf("postgres: append: encode metadata: %w", err)
 		}

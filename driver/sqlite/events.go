@@ -82,6 +82,7 @@ func (d *Driver) AppendManyTx(ctx context.Context, tx *sql.Tx, params []*driver.
 		total += len(p.Events)
 	}
 	all := make([]event.Event, 0, total)
+	metas := make([][]byte, 0, total)
 	changed := make(map[string]event.Event, len(params)) // stream: its last event in this call
 	for i, p := range params {
 		current := versions[p.StreamID]
@@ -93,6 +94,11 @@ func (d *Driver) AppendManyTx(ctx context.Context, tx *sql.Tx, params []*driver.
 			last++
 			e.StreamVersion, e.Position = current+int64(j)+1, last
 			res.Events[j] = e
+			meta, err := p.EncodedMetadata(j)
+			if err != nil {
+				return nil, fmt.Errorf("sqlite: append: encode metadata: %w", err)
+			}
+			metas = append(metas, meta)
 		}
 		if n := len(res.Events); n > 0 {
 			res.Version = res.Events[n-1].StreamVersion
@@ -102,7 +108,7 @@ func (d *Driver) AppendManyTx(ctx context.Context, tx *sql.Tx, params []*driver.
 		}
 		out[i] = res
 	}
-	if err := insertEvents(ctx, tx, all); err != nil {
+	if err := insertEvents(ctx, tx, all, metas); err != nil {
 		return nil, err
 	}
 	if err := upsertStreams(ctx, tx, changed); err != nil {
@@ -200,12 +206,16 @@ func (d *Driver) append(ctx context.Context, tx *sql.Tx, p *driver.AppendParams,
 	if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(position), 0) FROM events`).Scan(&last); err != nil {
 		return nil, translate(ctx, "append", err)
 	}
+	metas := make([][]byte, len(p.Events))
 	for i, e := range p.Events {
 		e.StreamVersion = current + int64(i) + 1
 		e.Position = last + int64(i) + 1
 		res.Events[i] = e
+		if metas[i], err = p.EncodedMetadata(i); err != nil {
+			return nil, fmt.Errorf("sqlite: append: encode metadata: %w", err)
+		}
 	}
-	if err := insertEvents(ctx, tx, res.Events); err != nil {
+	if err := insertEvents(ctx, tx, res.Events, metas); err != nil {
 		return nil, err
 	}
 	end := res.Events[len(res.Events)-1]
@@ -225,19 +235,15 @@ func (d *Driver) append(ctx context.Context, tx *sql.Tx, p *driver.AppendParams,
 // on bound parameters.
 const insertChunk = 100
 
-func insertEvents(ctx context.Context, tx *sql.Tx, events []event.Event) error {
+func insertEvents(ctx context.Context, tx *sql.Tx, events []event.Event, metas [][]byte) error {
 	const cols = 13
 	args := make([]any, 0, cols*min(len(events), insertChunk))
 	for start := 0; start < len(events); start += insertChunk {
 		chunk := events[start:min(start+insertChunk, len(events))]
 		args = args[:0]
-		for _, e := range chunk {
-			meta, err := json.Marshal(e.Metadata)
-			if err != nil {
-				return fmt.Errorf("sqlite: append: encode metadata: %w", err)
-			}
+		for i, e := range chunk {
 			args = append(args, e.Position, e.ID.String(), e.StreamID, nullable(e.Key), e.StreamVersion, e.Type, e.SchemaVersion,
-				string(e.Data), string(meta), nullable(e.Metadata.CorrelationID), nullable(e.Metadata.CausationID),
+				string(e.Data), string(metas[start+i]), nullable(e.Metadata.CorrelationID), nullable(e.Metadata.CausationID),
 				e.OccurredAt.UnixMicro(), e.RecordedAt.UnixMicro())
 		}
 		query := `INSERT INTO events (position, event_id, stream_id, dedup_key, stream_version, type, schema_version, data, metadata,
