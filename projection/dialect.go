@@ -64,6 +64,12 @@ type dialect interface {
 	// better) of a full-text search for q over a table's search columns,
 	// with arg the placeholder of the query.
 	search(physical string, arg string) (join, where, rank string)
+	// searchAlone returns the query of a page of rows (cols, then the
+	// number of candidates) of a search with no other condition, ranked
+	// among its first MaxRanked matches by the full-text index itself
+	// before a row of the table is read; "" where the database has no such
+	// path, and the generic ranked query serves.
+	searchAlone(physical, cols, arg string, limit, offset int) string
 	// searchArg turns what a user typed into the database's query, or
 	// fails with ErrInvalid when it has nothing to search for.
 	searchArg(q string) (string, error)
@@ -262,6 +268,13 @@ func (d sqliteDialect) search(physical string, arg string) (join, where, rank st
 	return fmt.Sprintf(` JOIN %s ON %s.rowid = t._rowid`, fts, fts), fmt.Sprintf(`%s MATCH %s`, fts, arg), fts + ".rank"
 }
 
+func (d sqliteDialect) searchAlone(physical, cols, arg string, limit, offset int) string {
+	fts := quote(physical + "_fts")
+	return fmt.Sprintf(`SELECT %s, s.n FROM (SELECT r, k, count(*) OVER () AS n FROM (SELECT rowid AS r, rank AS k FROM %s WHERE %s MATCH %s LIMIT %d)
+			ORDER BY k, r LIMIT %d OFFSET %d) s JOIN %s t ON t._rowid = s.r ORDER BY s.k, s.r`,
+		cols, fts, fts, arg, MaxRanked, limit, offset, d.name(physical))
+}
+
 // searchArg turns user input into an FTS5 query that cannot be a syntax
 // error: every word and "quoted phrase" becomes a quoted string (the
 // tokenizer still stems it), -word excludes, OR between terms is kept.
@@ -408,6 +421,8 @@ func (d postgresDialect) search(_ string, arg string) (join, where, rank string)
 	tsq := fmt.Sprintf(`websearch_to_tsquery(%s::regconfig, %s)`, pgLiteral(d.language), arg)
 	return "", "t._search @@ " + tsq, fmt.Sprintf("-ts_rank(t._search, %s)", tsq)
 }
+
+func (postgresDialect) searchAlone(string, string, string, int, int) string { return "" }
 
 // searchArg checks that q has something to search for;
 // websearch_to_tsquery reads the rest (phrases, -word, OR) and never

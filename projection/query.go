@@ -194,15 +194,13 @@ func (p *Projector[TTx]) List(ctx context.Context, name, table string, q *Query)
 	if len(where) > 0 {
 		query += " WHERE " + strings.Join(where, " AND ")
 	}
-	_, sqlite := p.d.(sqliteDialect)
+	var alone string
+	if relevance && len(where) == 1 {
+		alone = p.d.searchAlone(physical, columnList(cols, "t."), searchArg, limit+1, offset)
+	}
 	switch {
-	case relevance && sqlite && len(where) == 1:
-		// A search alone: FTS5 ranks its candidates and keeps the page's
-		// before a row of the table is read.
-		fts := quote(physical + "_fts")
-		query = fmt.Sprintf(`SELECT %s, s.n FROM (SELECT r, k, count(*) OVER () AS n FROM (SELECT rowid AS r, rank AS k FROM %s WHERE %s MATCH %s LIMIT %d)
-			ORDER BY k, r LIMIT %d OFFSET %d) s JOIN %s t ON t._rowid = s.r ORDER BY s.k, s.r`,
-			columnList(cols, "t."), fts, fts, searchArg, MaxRanked, limit+1, offset, p.d.name(physical))
+	case alone != "":
+		query = alone
 	case relevance:
 		// The first MaxRanked matches, in whatever order the index yields
 		// them, then ranked: the count of candidates comes with each row.

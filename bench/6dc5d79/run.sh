@@ -14,14 +14,7 @@ repo=$(cd "$out/../.." && pwd)
 A=${A:-/tmp/b6/rawevents-A}
 B=${B:-/tmp/b6/rawevents-B}
 PG='postgres://postgres@127.0.0.1:5432/test?sslmode=disable'
-wait_quiet() {
-  for _ in $(seq 1 36); do
-    awk '{exit !($1 <= 1.5)}' /proc/loadavg && break
-    sleep 5
-  done
-  sync; sleep 5
-  echo "$1 $(date -u +%H:%M:%S) $(uptime)" >> "$out/load.txt"
-}
+. "$(dirname "$0")/../lib.sh"
 ingest() { # name binary store
   wait_quiet "$1"
   rm -rf /tmp/b6/db && mkdir -p /tmp/b6/db

@@ -6,19 +6,13 @@
 # its 20,000 jobs: PostgreSQL append100 40k against 50-65k alone).
 # Before each run: wait (at most 3 minutes) for the 1-minute load to fall
 # to 1.5, sync, 5 s; load.txt records it.
-# Binary: go test -c -o $BIN/domain-D ./domain
+# Binary: go test -c -o $BIN/domain-D ./domain. bench/9b65aae holds the same
+# run at 9b65aae: OUT=bench/9b65aae bash bench/785d7cb/run.sh
 set -uo pipefail
-out=$(cd "$(dirname "$0")" && pwd)
-repo=$(cd "$out/../.." && pwd)
+out=$(cd "${OUT:-$(dirname "$0")}" && pwd) # OUT: another directory for the results
+repo=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=${BIN:-/tmp/bx}
-wait_quiet() {
-  for _ in $(seq 1 36); do
-    awk '{exit !($1 <= 1.5)}' /proc/loadavg && break
-    sleep 5
-  done
-  sync; sleep 5
-  echo "$1 $(date -u +%H:%M:%S) $(uptime)" >> "$out/load.txt"
-}
+. "$(dirname "$0")/../lib.sh"
 cd "$repo/domain"
 for i in 1 2 3; do
   for be in SQLite Postgres; do

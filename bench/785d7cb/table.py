@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""The worker pipeline at 785d7cb (pipeline-<backend>-<run>.txt): per run
+"""The worker pipeline (pipeline-<backend>-<run>.txt of this directory, or of
+the one given): per run
 the rates and their ratios to the same run's append100 and River rate."""
-import glob, os, re, statistics
+import glob, os, re, statistics, sys
 
-here = os.path.dirname(os.path.abspath(__file__))
+here = sys.argv[1] if len(sys.argv) > 1 else os.path.dirname(os.path.abspath(__file__))
 parts = {"SQLite": ("partitions=1", "partitions=4"), "Postgres": ("workers=1", "workers=3")}
 for be, names in parts.items():
     runs = []

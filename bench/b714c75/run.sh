@@ -16,14 +16,7 @@ out=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$out/../.." && pwd)
 BIN=${BIN:-/tmp/b7}
 PG='postgres://postgres@127.0.0.1:5432/test?sslmode=disable'
-wait_quiet() {
-  for _ in $(seq 1 36); do
-    awk '{exit !($1 <= 1.5)}' /proc/loadavg && break
-    sleep 5
-  done
-  sync; sleep 5
-  echo "$1 $(date -u +%H:%M:%S) $(uptime)" >> "$out/load.txt"
-}
+. "$(dirname "$0")/../lib.sh"
 cd "$repo/projection"
 i=0
 for x in A B B A; do

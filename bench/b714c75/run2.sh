@@ -8,14 +8,7 @@ set -uo pipefail
 out=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$out/../.." && pwd)
 BIN=${BIN:-/tmp/b7}
-wait_quiet() {
-  for _ in $(seq 1 36); do
-    awk '{exit !($1 <= 1.5)}' /proc/loadavg && break
-    sleep 5
-  done
-  sync; sleep 5
-  echo "$1 $(date -u +%H:%M:%S) $(uptime)" >> "$out/load.txt"
-}
+. "$(dirname "$0")/../lib.sh"
 cd "$repo/domain"
 i=0
 for x in B C C B; do

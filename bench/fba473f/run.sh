@@ -6,14 +6,7 @@
 set -uo pipefail
 out=$(cd "$(dirname "$0")" && pwd)
 BIN=${BIN:-/tmp/bx}
-wait_quiet() {
-  for _ in $(seq 1 36); do
-    awk '{exit !($1 <= 1.5)}' /proc/loadavg && break
-    sleep 5
-  done
-  sync; sleep 5
-  echo "$1 $(date -u +%H:%M:%S) $(uptime)" >> "$out/load.txt"
-}
+. "$(dirname "$0")/../lib.sh"
 for i in 1 2 3; do
   wait_quiet "ingest-sqlite-$i"
   "$BIN/rawevents-Q" bench ingest --json --store "$out/x.db" > "$out/ingest-sqlite-$i.json"

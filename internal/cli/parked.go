@@ -98,10 +98,9 @@ func openParkedStores(ctx context.Context, g GlobalOpts, subscription string) (*
 	return nil, notFoundSubscription(subscription, err)
 }
 
+// findParked returns the record at position of subscription, which
+// openParkedStores found in store.
 func findParked(ctx context.Context, store Store, subscription string, position int64) (*driver.Parked, error) {
-	if _, err := store.SubscriptionStatus(ctx, subscription); err != nil {
-		return nil, notFoundSubscription(subscription, err)
-	}
 	found, err := store.Parked(ctx, subscription, &rawevents.ParkedOpts{States: parkedStates, After: position - 1, Limit: 1})
 	if err != nil {
 		return nil, err
