@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -125,7 +126,9 @@ func benchCatchUp[TTx any](b *testing.B, log, read *rawevents.Store[TTx]) {
 				if v.edit != nil {
 					v.edit(pr)
 				}
-				p, err := projection.New(log, read, nil, pr)
+				// Quiet: a log line between a benchmark's name and its
+				// figures would hide them from benchstat.
+				p, err := projection.New(log, read, &projection.Options{Logger: slog.New(slog.DiscardHandler)}, pr)
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -20,17 +20,14 @@ type statement struct {
 	args  []any
 }
 
-// batcher is an execer that can send statements in one round trip.
-type batcher interface {
-	// sendBatch runs stmts in order, in one round trip; false when this
-	// connection cannot.
-	sendBatch(ctx context.Context, stmts []statement) (bool, error)
-}
-
 // execer runs statements on a read-model database, in a transaction or
 // on the pool.
 type execer interface {
 	exec(ctx context.Context, query string, args ...any) (int64, error)
+	// sendBatch runs stmts in order, in one round trip where the
+	// database is across a network; false when this connection cannot,
+	// and the caller runs them one by one.
+	sendBatch(ctx context.Context, stmts []statement) (bool, error)
 	// query calls scan with each row's values, in column order.
 	query(ctx context.Context, query string, args []any, scan func(values []any) error) error
 }
@@ -73,6 +70,10 @@ type dialect interface {
 	// searchArg turns what a user typed into the database's query, or
 	// fails with ErrInvalid when it has nothing to search for.
 	searchArg(q string) (string, error)
+	// insertRows is the INSERT of rows (each the values of cols, in
+	// order; no key twice) into table, as few statements as the
+	// database takes, each ending with the clause conflict.
+	insertRows(table string, cols []string, types []Type, rows [][]any, conflict string) []statement
 }
 
 func quote(name string) string { return `"` + name + `"` }
@@ -127,6 +128,30 @@ type sqliteDialect struct{}
 
 func (sqliteDialect) name(physical string) string { return quote(physical) }
 func (sqliteDialect) placeholder(n int) string    { return "?" + strconv.Itoa(n) }
+
+// sqliteMaxRows is the most rows an INSERT of insertRows lists. The
+// statements list 2^k rows, so that a few texts, prepared once per
+// connection, serve every batch.
+const sqliteMaxRows = 64
+
+func (d sqliteDialect) insertRows(table string, cols []string, _ []Type, rows [][]any, conflict string) []statement {
+	tuple := "(" + strings.Repeat("?, ", len(cols)-1) + "?)"
+	head := fmt.Sprintf(`INSERT INTO %s (%s) VALUES `, d.name(table), columnList(cols, ""))
+	var stmts []statement
+	for len(rows) > 0 {
+		n := sqliteMaxRows
+		for n > len(rows) {
+			n /= 2
+		}
+		args := make([]any, 0, n*len(cols))
+		for _, r := range rows[:n] {
+			args = append(args, r...)
+		}
+		stmts = append(stmts, statement{head + strings.Repeat(tuple+", ", n-1) + tuple + " " + conflict, args})
+		rows = rows[n:]
+	}
+	return stmts
+}
 
 func (sqliteDialect) columnType(t Type) string {
 	switch t {
@@ -309,6 +334,24 @@ func (d postgresDialect) name(physical string) string {
 }
 
 func (postgresDialect) placeholder(n int) string { return "$" + strconv.Itoa(n) }
+
+// insertRows sends each column's values as an array, unnested into
+// rows, so that the statement's text does not depend on how many rows it
+// has.
+func (d postgresDialect) insertRows(table string, cols []string, types []Type, rows [][]any, conflict string) []statement {
+	arrays := make([]string, len(cols))
+	args := make([]any, len(cols))
+	for i := range cols {
+		arrays[i] = d.placeholder(i+1) + "::" + d.columnType(types[i]) + "[]"
+		column := make([]any, len(rows))
+		for j, r := range rows {
+			column[j] = r[i]
+		}
+		args[i] = column
+	}
+	return []statement{{fmt.Sprintf(`INSERT INTO %s (%s) SELECT * FROM unnest(%s) %s`,
+		d.name(table), columnList(cols, ""), strings.Join(arrays, ", "), conflict), args}}
+}
 
 func (postgresDialect) columnType(t Type) string {
 	switch t {
@@ -493,6 +536,22 @@ type sqlExec struct {
 		ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 		QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 	}
+}
+
+// sendBatch runs stmts one by one: SQLite is in this process, there is
+// no round trip to save. They are an INSERT of at most sqliteMaxRows
+// rows each, so they run without watching ctx, which would cost the
+// driver a goroutine per statement; ctx is checked before each.
+func (e sqlExec) sendBatch(ctx context.Context, stmts []statement) (bool, error) {
+	for _, s := range stmts {
+		if err := ctx.Err(); err != nil {
+			return true, err
+		}
+		if _, err := e.q.ExecContext(context.WithoutCancel(ctx), s.query, s.args...); err != nil {
+			return true, err
+		}
+	}
+	return true, nil
 }
 
 func (e sqlExec) exec(ctx context.Context, query string, args ...any) (int64, error) {

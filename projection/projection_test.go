@@ -681,6 +681,56 @@ func TestParkedAndStrict(t *testing.T) {
 	})
 }
 
+// TestRejectedWrite: a write the database rejects (NULL in an indexed
+// column) waits with the batch's others and fails when they are sent;
+// the batch is applied again event by event, so the event that made it is
+// the one parked and the rows of the batch's other events are all there.
+func TestRejectedWrite(t *testing.T) {
+	forBackends(t, func(t *testing.T, newHarness func(t *testing.T) harness) {
+		h := newHarness(t)
+		ctx := context.Background()
+		var last int64
+		for i := range 200 {
+			a := article{ID: fmt.Sprint("a-", i), Title: "t", Author: "ann"}
+			if i == 117 {
+				a.Author = "" // the handler writes NULL
+			}
+			last = h.appendJSON(a.ID, "article.published", a)
+		}
+		pr := articles(1)
+		pr.MaxAttempts, pr.Backoff = 2, func(int) time.Duration { return time.Millisecond }
+		pr.Handle = func(ctx context.Context, tx *projection.Tx, e event.Event) error {
+			var a article
+			if err := json.Unmarshal(e.Data, &a); err != nil {
+				return err
+			}
+			row := projection.Row{"id": a.ID, "title": a.Title, "author": a.Author, "words": 1}
+			if a.Author == "" {
+				row["author"] = nil
+			}
+			return tx.Upsert(ctx, "article", row)
+		}
+		p := h.projector(nil, pr)
+		run(t, p)
+		if err := p.WaitFor(ctx, "articles", last, 10*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if st, err := p.Status(ctx, "articles"); err != nil || st.Parked != 1 {
+			t.Fatalf("status = %+v, %v; want one parked event", st, err)
+		}
+		for i := range 200 {
+			_, err := p.Get(ctx, "articles", "article", fmt.Sprint("a-", i))
+			if i == 117 {
+				if !errors.Is(err, projection.ErrNotFound) {
+					t.Errorf("a-117: %v, want ErrNotFound", err)
+				}
+			} else if err != nil {
+				t.Errorf("a-%d: %v", i, err)
+			}
+		}
+	})
+}
+
 func TestDefinitionErrors(t *testing.T) {
 	store := rawtest.SQLite(t)
 	bad := []*projection.Projection{

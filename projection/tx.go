@@ -16,9 +16,10 @@ type Tx struct {
 	x      execer
 	d      dialect
 	tables *generationTables
-	// pending are writes not sent yet: on a database across a network,
-	// a batch's Upserts and Adds go in one round trip, before the next
-	// read and before the batch commits.
+	// pending are writes not sent yet: a batch's Upserts and Adds go
+	// many rows to a statement (on a database across a network, all of
+	// them in one round trip), before the next read and before the
+	// batch commits.
 	pending []pendingWrite
 }
 
@@ -68,12 +69,12 @@ func (tx *Tx) send(ctx context.Context) error {
 			if j-i == 1 {
 				stmts = append(stmts, writes[i].statement)
 			} else {
-				stmts = append(stmts, tx.rows(writes[i:j]))
+				stmts = append(stmts, tx.rows(writes[i:j])...)
 			}
 			i = j
 		}
 	}
-	if ok, err := tx.x.(batcher).sendBatch(ctx, stmts); ok || err != nil {
+	if sent, err := tx.x.sendBatch(ctx, stmts); sent || err != nil {
 		return err
 	}
 	for _, s := range stmts {
@@ -95,28 +96,19 @@ func (w *pendingWrite) keyValues() []any {
 	return out
 }
 
-// rows is writes (same table, shape and columns, distinct keys) as one
-// statement: each column's values as an array, unnested into rows, so
-// that the statement's text does not depend on how many rows it has.
-func (tx *Tx) rows(writes []pendingWrite) statement {
+// rows is writes (same table, shape and columns, distinct keys) as
+// statements of many rows each.
+func (tx *Tx) rows(writes []pendingWrite) []statement {
 	w := writes[0]
-	q := tx.statement(w.t, w.shape+"-rows", w.cols, func() string {
-		arrays := make([]string, len(w.cols))
-		for i, c := range w.cols {
-			arrays[i] = tx.d.placeholder(i+1) + "::" + tx.d.columnType(w.t.column(c).Type) + "[]"
-		}
-		return fmt.Sprintf(`INSERT INTO %s (%s) SELECT * FROM unnest(%s) %s`,
-			tx.d.name(w.t.physical), columnList(w.cols, ""), strings.Join(arrays, ", "), tx.onConflict(w.t, w.shape, w.cols))
-	})
-	args := make([]any, len(w.cols))
-	for i := range w.cols {
-		column := make([]any, len(writes))
-		for j := range writes {
-			column[j] = writes[j].args[i]
-		}
-		args[i] = column
+	types := make([]Type, len(w.cols))
+	for i, c := range w.cols {
+		types[i] = w.t.column(c).Type
 	}
-	return statement{q, args}
+	rows := make([][]any, len(writes))
+	for i := range writes {
+		rows[i] = writes[i].args
+	}
+	return tx.d.insertRows(w.t.physical, w.cols, types, rows, tx.onConflict(w.t, w.shape, w.cols))
 }
 
 // physicalTable is a declared table and where one generation of it lives.
@@ -224,10 +216,6 @@ func (tx *Tx) upsert(ctx context.Context, table string, row Row, shape string) e
 		return fmt.Sprintf(`INSERT INTO %s (%s) VALUES (%s) %s`,
 			tx.d.name(t.physical), columnList(cols, ""), tx.placeholders(1, len(cols)), tx.onConflict(t, shape, cols))
 	})
-	if _, ok := tx.x.(batcher); !ok {
-		_, err := tx.x.exec(ctx, q, args...)
-		return err
-	}
 	tx.pending = append(tx.pending, pendingWrite{t: t, shape: shape, cols: cols, statement: statement{q, args}})
 	if len(tx.pending) >= maxPending {
 		return tx.send(ctx)
