@@ -287,6 +287,7 @@ type partitionRun struct {
 	done     chan struct{}
 	err      error
 	position atomic.Int64 // every event of the partition up to here is done
+	reached  atomic.Bool  // a read found the head of the log (see ReachedHead)
 }
 
 // NewSubscriber checks sub and returns a Subscriber for it on store. Call
@@ -329,6 +330,25 @@ func (s *Subscriber[TTx]) Position(ctx context.Context) (int64, error) {
 		}
 	}
 	return max(position, 0), nil
+}
+
+// ReachedHead reports whether every partition of the subscription runs
+// here and each has read the log up to its head at least once since it
+// started: the subscription has caught up, even if the log grew while it
+// applied what it read. A lag measured at one moment says less on a log
+// that never stops growing.
+func (s *Subscriber[TTx]) ReachedHead() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.running) < s.sub.Partitions {
+		return false
+	}
+	for _, run := range s.running {
+		if !run.reached.Load() {
+			return false
+		}
+	}
+	return true
 }
 
 // Owner returns the name this subscriber holds leases under.
@@ -475,6 +495,9 @@ func (w *partitionWorker[TTx]) run(ctx context.Context) error {
 		page, full, err := w.s.readPage(ctx, read)
 		if err != nil {
 			return err
+		}
+		if !full {
+			w.progress.reached.Store(true)
 		}
 		if len(page) == 0 && len(carried) > 0 {
 			if err := w.handle(ctx, carried, read); err != nil {

@@ -317,6 +317,9 @@ func testWholeBatches[TTx any](t *testing.T, store *rawevents.Store[TTx]) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if s.ReachedHead() {
+		t.Fatal("ReachedHead before Run")
+	}
 	rctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- s.Run(rctx) }()
@@ -324,6 +327,7 @@ func testWholeBatches[TTx any](t *testing.T, store *rawevents.Store[TTx]) {
 		st, err := store.SubscriptionStatus(ctx, "batches")
 		return err == nil && st.Lag == 0
 	})
+	waitFor(t, "every partition read the log to its head", s.ReachedHead)
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)

@@ -37,13 +37,13 @@ type dialect interface {
 	// name qualifies a physical table name.
 	name(physical string) string
 	placeholder(n int) string
-	// createTable creates a table with its key and nothing else (with
-	// search, the column a full-text index indexes, where the database
-	// keeps one); indexTable adds that column where it is missing, and
-	// the table's other indexes, over the rows it holds (a generation is
-	// built with or without them: see Options.BulkIndexFrom). Both can
-	// run again.
-	createTable(physical string, t *Table, search bool) []string
+	// createTable creates a table with its key and, where the database
+	// keeps one, the column a full-text index indexes (how depends on
+	// whether the table is created indexed and whether it is queried
+	// before it is); indexTable makes that column whole and builds the
+	// table's indexes over the rows it holds (a generation is built with
+	// or without them: see Options.BulkIndexFrom). Both can run again.
+	createTable(physical string, t *Table, indexed, queried bool) []string
 	indexTable(physical string, t *Table) []string
 	dropTable(physical string, t *Table) []string
 	// flushSearch brings a table's full-text index up to date with the
@@ -164,7 +164,7 @@ func (sqliteDialect) columnType(t Type) string {
 	}
 }
 
-func (d sqliteDialect) createTable(physical string, t *Table, _ bool) []string {
+func (d sqliteDialect) createTable(physical string, t *Table, _, _ bool) []string {
 	// A rowid of its own keeps the full-text index's references stable
 	// (SQLite may renumber implicit rowids on VACUUM).
 	return []string{fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (_rowid INTEGER PRIMARY KEY, %s, UNIQUE (%s))`,
@@ -370,38 +370,63 @@ func (postgresDialect) columnType(t Type) string {
 	}
 }
 
+// searchDoc is the tsvector of a table's search columns, each prefixed
+// with prefix ("NEW." in a trigger).
+func (d postgresDialect) searchDoc(t *Table, prefix string) string {
+	parts := make([]string, len(t.Search))
+	for i, s := range t.Search {
+		parts[i] = "coalesce(" + prefix + quote(s) + ", '')"
+	}
+	return fmt.Sprintf(`to_tsvector(%s::regconfig, %s)`, pgLiteral(d.language), strings.Join(parts, " || ' ' || "))
+}
+
 // searchColumn is the generated tsvector column of a table's search
 // columns.
 func (d postgresDialect) searchColumn(t *Table) string {
-	parts := make([]string, len(t.Search))
-	for i, s := range t.Search {
-		parts[i] = "coalesce(" + quote(s) + ", '')"
-	}
-	return fmt.Sprintf(`_search tsvector GENERATED ALWAYS AS (to_tsvector(%s::regconfig, %s)) STORED`,
-		pgLiteral(d.language), strings.Join(parts, " || ' ' || "))
+	return fmt.Sprintf(`_search tsvector GENERATED ALWAYS AS (%s) STORED`, d.searchDoc(t, ""))
 }
 
-func (d postgresDialect) createTable(physical string, t *Table, search bool) []string {
+// createTable: an indexed table gets its search column generated, kept
+// by the database row by row. A table that is queried while it is built
+// without its indexes gets a plain one, NULL until indexTable fills it in
+// one pass over the final rows and hands it to a trigger: catching up,
+// a row is written many times and its words are taken apart once. A
+// table nobody queries gets none until indexTable adds it.
+func (d postgresDialect) createTable(physical string, t *Table, indexed, queried bool) []string {
 	column := ""
-	if search && len(t.Search) > 0 {
+	switch {
+	case len(t.Search) == 0:
+	case indexed:
 		column = ", " + d.searchColumn(t)
+	case queried:
+		column = ", _search tsvector"
 	}
 	return []string{fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (%s%s, PRIMARY KEY (%s))`,
 		d.name(physical), createColumns(d, t), column, columnList(t.Key, ""))}
 }
+
+// searchTrigger is the function that keeps a plain search column.
+func (d postgresDialect) searchTrigger(physical string) string { return d.name(physical + "__tsv") }
 
 func (d postgresDialect) indexTable(physical string, t *Table) []string {
 	q := d.name(physical)
 	var stmts []string
 	if len(t.Search) > 0 {
 		// Adding the column rewrites the table under a lock that queries
-		// wait for: only where it is missing (see addGeneration), and
-		// first, so that writers wait for the build rather than deadlock
-		// with it.
+		// wait for: only where nobody queries the table (see
+		// createTable). Filling a plain one takes a lock that writers
+		// wait for, not readers. Either comes first, so that writers
+		// wait for the build rather than deadlock with it.
 		stmts = append(stmts, fmt.Sprintf(`DO $$ BEGIN
-			IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = %s::regclass AND attname = '_search' AND NOT attisdropped) THEN
-				ALTER TABLE %s ADD COLUMN %s;
-			END IF; END $$`, pgLiteral(q), q, d.searchColumn(t)))
+			IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = %[1]s::regclass AND attname = '_search' AND NOT attisdropped) THEN
+				ALTER TABLE %[2]s ADD COLUMN %[3]s;
+			ELSIF EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = %[1]s::regclass AND attname = '_search' AND attgenerated = '' AND NOT attisdropped)
+				AND NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = %[1]s::regclass AND tgname = '_search') THEN
+				CREATE OR REPLACE FUNCTION %[4]s() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN NEW._search := %[5]s; RETURN NEW; END $f$;
+				CREATE TRIGGER _search BEFORE INSERT OR UPDATE OF %[6]s ON %[2]s FOR EACH ROW EXECUTE FUNCTION %[4]s();
+				UPDATE %[2]s SET _search = %[7]s;
+			END IF; END $$`, pgLiteral(q), q, d.searchColumn(t), d.searchTrigger(physical), d.searchDoc(t, "NEW."),
+			columnList(t.Search, ""), d.searchDoc(t, "")))
 	}
 	stmts = append(stmts, createIndexes(q, physical, t)...)
 	if len(t.Search) > 0 {
@@ -419,7 +444,8 @@ func (d postgresDialect) analyze(physical string) []string {
 }
 
 func (d postgresDialect) dropTable(physical string, _ *Table) []string {
-	return []string{fmt.Sprintf(`DROP TABLE IF EXISTS %s`, d.name(physical))}
+	return []string{fmt.Sprintf(`DROP TABLE IF EXISTS %s`, d.name(physical)),
+		fmt.Sprintf(`DROP FUNCTION IF EXISTS %s()`, d.searchTrigger(physical))}
 }
 
 func (postgresDialect) toDB(typ Type, v any) (any, error) {

@@ -1154,9 +1154,10 @@ func TestRegistryWithoutIndexed(t *testing.T) {
 
 // TestBulkIndexGrowingLog: on a log that does not stop growing, a read
 // model built without its indexes still gets them, and searches work.
-// (Which of the two rules fires, the whole log applied or a second
-// within reach, depends on timing: appends here are slower than the
-// projector, so it often reaches the head.)
+// (Which rule fires, the whole log applied or a second after it came
+// within reach or read the log to its head, depends on timing: appends
+// here may be faster than the projector's batches, so that the lag after
+// each batch stays above the reach while each read finds the head.)
 func TestBulkIndexGrowingLog(t *testing.T) {
 	forBackends(t, func(t *testing.T, newHarness func(t *testing.T) harness) {
 		h := newHarness(t)

@@ -248,14 +248,12 @@ func (p *Projector[TTx]) addGeneration(ctx context.Context, pr *Projection, gen 
 		}
 		indexed = head < p.opts.BulkIndexFrom
 	}
-	// Without its indexes, a generation built beside the live one also
-	// goes without its search column, if the database keeps one: adding
-	// it afterwards costs less than maintaining it row by row, but holds
-	// queries of the table back, and nobody queries this one.
-	search := indexed || state != genBuilding
+	// A generation built beside the live one is not queried before it
+	// is swapped in (see createTable).
+	queried := state != genBuilding
 	for i := range pr.Tables {
 		t := &pr.Tables[i]
-		stmts := p.d.createTable(physicalName(pr.Name, t.Name, gen), t, search)
+		stmts := p.d.createTable(physicalName(pr.Name, t.Name, gen), t, indexed, queried)
 		if indexed {
 			stmts = append(stmts, p.d.indexTable(physicalName(pr.Name, t.Name, gen), t)...)
 		}
@@ -462,8 +460,9 @@ func (p *Projector[TTx]) sleep(ctx context.Context, tick <-chan time.Time) bool 
 // A generation built without its indexes gets them once it has applied
 // the whole log, or, on a log that keeps growing, indexWait after it
 // first came within indexLag of the head (a tenth of BulkIndexFrom, at
-// most a page of the log): the events after the build are indexed as
-// they are applied, at the higher cost.
+// most a page of the log) or, running all its partitions here, read the
+// log to its head (see Subscriber.ReachedHead): the events after the
+// build are indexed as they are applied, at the higher cost.
 func (p *Projector[TTx]) indexLag() int64 { return min(p.opts.BulkIndexFrom/10, 1_000) }
 
 const indexWait = time.Second
@@ -512,7 +511,7 @@ func (p *Projector[TTx]) tend(ctx context.Context) {
 // has caught up.
 func (p *Projector[TTx]) index(ctx context.Context, run *generationRun[TTx], head, at int64) {
 	if head > at {
-		if head-at > p.indexLag() && run.near.IsZero() {
+		if head-at > p.indexLag() && run.near.IsZero() && !run.sub.ReachedHead() {
 			return
 		}
 		// Within reach once is enough: on a log that grows in bursts the
