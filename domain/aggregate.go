@@ -3,7 +3,6 @@ package domain
 import (
 	"context"
 	"crypto/sha1"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,6 +16,7 @@ import (
 	"github.com/rawevents/rawevents"
 	"github.com/rawevents/rawevents/driver"
 	"github.com/rawevents/rawevents/event"
+	"github.com/rawevents/rawevents/internal/eventjson"
 )
 
 // Aggregate describes a kind of aggregate: a consistency boundary whose
@@ -182,7 +182,7 @@ func (r *Repository[TTx, S]) load(ctx context.Context, id string,
 		}
 		if snap != nil {
 			state := r.agg.initial()
-			if err := json.Unmarshal(snap.Data, &state); err != nil {
+			if err := eventjson.Payload(snap.Data, &state); err != nil {
 				// A snapshot is a cache: one that does not decode is ignored.
 				r.logger.Warn("snapshot ignored", "stream", stream, "version", snap.Version, "err", err)
 			} else {

@@ -3,7 +3,6 @@ package domain
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -265,7 +264,7 @@ func RawData(raw event.Event, v any) error {
 	// (Key and Process).
 	var env eventjson.Envelope
 	if err := eventjson.DecodeEnvelope(raw.Data, &env); err == nil && env.SpecVersion == "1.0" && len(env.Data) > 0 && jsonMediaType(env.DataContentType) {
-		if err := json.Unmarshal(env.Data, v); err != nil {
+		if err := eventjson.Payload(env.Data, v); err != nil {
 			return fmt.Errorf("raw event %s/%s: data: %w", env.Source, env.ID, err)
 		}
 		return nil

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/rawevents/rawevents/event"
+	"github.com/rawevents/rawevents/internal/eventjson"
 )
 
 // ErrUnknownType means an event's type is not registered.
@@ -110,7 +111,7 @@ func (t *Types) Decode(e event.Event) (any, error) {
 		return nil, &SchemaVersionError{Type: e.Type, Stored: e.SchemaVersion, Registered: info.version}
 	}
 	ptr := reflect.New(info.goType)
-	if err := json.Unmarshal(e.Data, ptr.Interface()); err != nil {
+	if err := eventjson.Payload(e.Data, ptr.Interface()); err != nil {
 		return nil, fmt.Errorf("decode %s at %d: %w", e.Type, e.Position, err)
 	}
 	return ptr.Elem().Interface(), nil

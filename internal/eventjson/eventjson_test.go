@@ -3,7 +3,9 @@ package eventjson_test
 import (
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/rawevents/rawevents/event"
 	"github.com/rawevents/rawevents/internal/eventjson"
@@ -54,5 +56,70 @@ func TestEnvelope(t *testing.T) {
 	}
 	if env.SpecVersion != "1.0" || env.ID != "1" || env.Source != "s" || env.DataContentType != "application/json" || string(env.Data) != `{"k" : [1, 2]}` {
 		t.Errorf("got %+v (data %s)", env, env.Data)
+	}
+}
+
+// upper decodes a JSON string upper-cased: a user's UnmarshalJSON.
+type upper string
+
+func (u *upper) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*u = upper(strings.ToUpper(s))
+	return nil
+}
+
+// payload has what users' payload types hold.
+type payload struct {
+	ID      string            `json:"id"`
+	Amount  int64             `json:"amount,string"`
+	Share   float64           `json:"share"`
+	At      time.Time         `json:"at"`
+	Tags    []string          `json:"tags"`
+	Extra   map[string]any    `json:"extra"`
+	Labels  map[string]string `json:"labels,omitempty"`
+	Name    upper             `json:"name"`
+	Raw     json.RawMessage   `json:"raw"`
+	Ptr     *int              `json:"ptr"`
+	Skipped string            `json:"-"`
+	Inner   struct {
+		N int `json:"n"`
+	} `json:"inner"`
+}
+
+// TestPayload: a user's payload decodes as encoding/json decodes it, by
+// its rules (names without regard to case, the last of duplicate names,
+// UnmarshalJSON, the string option, unknown names ignored), and fails
+// where it fails.
+func TestPayload(t *testing.T) {
+	for _, in := range []string{
+		`{"id":"a","amount":"12","share":0.5,"at":"2026-11-26T10:00:00.123456Z","tags":["x","y"],"extra":{"k":[1,"2",null]},"name":"ann","raw":{"z" : 1},"ptr":3,"inner":{"n":4}}`,
+		`{"ID":"b","AMOUNT":"7","Inner":{"N":5},"unknown":{"deep":[1,2]}}`,
+		`{"id":"first","id":"last","labels":{"a":"1"}}`,
+		`{"id":null,"tags":null,"ptr":null,"-":"x","Skipped":"y"}`,
+		`{"extra":{"big":12345678901234567890,"f":1e300}}`,
+		"{\"id\":\"\u00e9\u2028\\ud83d\\ude00\"}",
+		`{}`,
+	} {
+		var want, got payload
+		if err := json.Unmarshal([]byte(in), &want); err != nil {
+			t.Fatalf("%s: encoding/json: %v", in, err)
+		}
+		if err := eventjson.Payload([]byte(in), &got); err != nil {
+			t.Errorf("%s: %v", in, err)
+		} else if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s:\n got %+v\nwant %+v", in, got, want)
+		}
+	}
+	for _, in := range []string{``, `{`, `[]`, `{"amount":12}`, `{"id":1}`, `{"ptr":"x"}`, `{"at":"yesterday"}`, `{"id":"a"} x`} {
+		var want, got payload
+		if json.Unmarshal([]byte(in), &want) == nil {
+			t.Fatalf("%s: encoding/json took it", in)
+		}
+		if err := eventjson.Payload([]byte(in), &got); err == nil {
+			t.Errorf("%s: no error", in)
+		}
 	}
 }
