@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/rawevents/rawevents"
+	"github.com/rawevents/rawevents/driver/postgres"
+	"github.com/rawevents/rawevents/driver/sqlite"
 	"github.com/rawevents/rawevents/event"
 	"github.com/rawevents/rawevents/projection"
 	"github.com/rawevents/rawevents/projection/internal/loadquery"
@@ -42,6 +44,7 @@ const (
 //   - batch=500/nosearch: the same table without its full-text index.
 //   - batch=500/noop: a handler that decodes the event and writes
 //     nothing: the subscription engine and its checkpoints alone.
+//   - floor-writes, floor-search: the database alone (see floor).
 //
 // Every sub-benchmark reports events/s (events of the log ÷ time per
 // op); catch-up ÷ read is the ratio to watch. The log is built once per
@@ -56,10 +59,13 @@ func BenchmarkCatchUp(b *testing.B) {
 		log := rawtest.SQLite(b)
 		read := rawtest.SQLiteFile(b, filepath.Join(b.TempDir(), "read.db"))
 		benchCatchUp(b, log, read)
+		benchFloor(b, sqliteFloor{read.Driver().(*sqlite.Driver).DB()})
 	})
 	b.Run("Postgres", func(b *testing.B) {
 		log := rawtest.Postgres(b)
 		benchCatchUp(b, log, log)
+		d := log.Driver().(*postgres.Driver)
+		benchFloor(b, postgresFloor{d.Pool(), d.Schema()})
 	})
 }
 

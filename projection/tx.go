@@ -185,10 +185,11 @@ func (tx *Tx) statement(t *physicalTable, shape string, cols []string, build fun
 }
 
 // Upsert inserts row, or, when a row with its key exists, sets the
-// columns row names (the others keep their values). On PostgreSQL the
-// write may wait for the batch's next read or its end, to share their
-// round trip; a database error then comes from that call (and the batch
-// is applied again event by event, so it is told for the right event).
+// columns row names (the others keep their values). The write may wait
+// for the batch's next read or its end, to go in one statement with the
+// batch's others (on PostgreSQL, in their round trip); a database error
+// then comes from that call (and the batch is applied again event by
+// event, so it is told for the right event).
 func (tx *Tx) Upsert(ctx context.Context, table string, row Row) error {
 	return tx.upsert(ctx, table, row, "upsert")
 }
