@@ -6,18 +6,27 @@ logs), so the name is the last one seen."""
 import glob, os, re, statistics, sys
 
 d = sys.argv[1] if len(sys.argv) > 1 else os.path.dirname(os.path.abspath(__file__))
-vals = {}
-for f in sorted(glob.glob(os.path.join(d, "catchup-*-*.txt"))):
-    v = f.rsplit("-", 1)[1][0]
-    name = None
-    for line in open(f):
+
+
+def rates(path):
+    """events/s of each benchmark of a file, by name."""
+    out, name = {}, None
+    for line in open(path):
         m = re.match(r"(BenchmarkCatchUp/\S+?)-\d+\s", line)
         if m:
             name = m.group(1)
         m = re.search(r"([\d.]+) events/s", line)
         if m and name:
-            vals.setdefault((v, name), []).append(float(m.group(1)))
+            out.setdefault(name, []).append(float(m.group(1)))
             name = None
+    return out
+
+
+vals = {}
+for f in sorted(glob.glob(os.path.join(d, "catchup-*-*.txt"))):
+    v = f.rsplit("-", 1)[1][0]
+    for name, xs in rates(f).items():
+        vals.setdefault((v, name), []).extend(xs)
 names = sorted({n for _, n in vals}, key=lambda n: (n.split("/")[1], n))
 print("| variant | A events/s (runs) | ÷ read | B events/s (runs) | ÷ read |")
 print("|---|---|---|---|---|")
@@ -37,16 +46,7 @@ for n in names:
 # Per run (file): batch=500 ÷ read, each the median of the file's two.
 print()
 for f in sorted(glob.glob(os.path.join(d, "catchup-*-*.txt"))) + sorted(glob.glob(os.path.join(d, "floor-*.txt"))):
-    per = {}
-    name = None
-    for line in open(f):
-        m = re.match(r"(BenchmarkCatchUp/\S+?)-\d+\s", line)
-        if m:
-            name = m.group(1)
-        m = re.search(r"([\d.]+) events/s", line)
-        if m and name:
-            per.setdefault(name, []).append(float(m.group(1)))
-            name = None
+    per = rates(f)
     cells = []
     for be in ("SQLite", "Postgres"):
         read = per.get(f"BenchmarkCatchUp/{be}/read")
