@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
-"""Medians of bench/bbaf1b0/catchup-*-{A,B}.txt: events/s per variant and
-version, and each variant's ratio to the read of the log in the same
-runs. A log line may sit between a benchmark's name and its figures (A
-logs), so the name is the last one seen."""
+"""Tables of bench/bbaf1b0 (or the directory given): the medians of
+catchup-*-{A,B}.txt, events/s per variant and version with each variant's
+ratio to the read of the log in the same runs; per run (catchup-*, floor-*)
+batch=500, noop and the floors against that run's read; and per run of
+ingest-*.json the store's rates, the HTTP ones and the two target ratios.
+A log line may sit between a benchmark's name and its figures (A logs),
+so the name is the last one seen."""
 import glob, os, re, statistics, sys
 
 d = sys.argv[1] if len(sys.argv) > 1 else os.path.dirname(os.path.abspath(__file__))
