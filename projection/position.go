@@ -173,6 +173,15 @@ func (p *Projector[TTx]) waitErr(ctx context.Context, err error, position int64)
 	return err
 }
 
+// reachedHead reports whether a generation runs here, all its
+// partitions, and has read the log to its head since it started.
+func (p *Projector[TTx]) reachedHead(name string, gen int) bool {
+	p.mu.Lock()
+	run := p.running[subscriptionName(name, gen)]
+	p.mu.Unlock()
+	return run != nil && run.sub.ReachedHead()
+}
+
 // Projection states, see Status.State.
 const (
 	StateLive         = "live"
@@ -203,6 +212,9 @@ type Status struct {
 	Parked int `json:"parked"`
 	// State is one of the State constants. A read model catching up
 	// with a long log is catching up until its indexes are built too.
+	// One that has caught up is live, behind or not, where this process
+	// runs it (see rawevents.Subscriber.ReachedHead); elsewhere, while it
+	// is behind, it is taken for catching up: Lag says by how much.
 	State string `json:"state"`
 	// Indexed is false while the read model is built without its
 	// indexes (see Options.BulkIndexFrom): searches of it fail.
@@ -266,7 +278,7 @@ func (p *Projector[TTx]) Status(ctx context.Context, name string) (*Status, erro
 		st.State = StateLive
 		if sub.State == rawevents.SubscriptionStopped {
 			st.State = StateStopped
-		} else if st.Lag > 0 || !live.Indexed {
+		} else if !live.Indexed || (st.Lag > 0 && !p.reachedHead(name, live.Generation)) {
 			st.State = StateCatchingUp
 		}
 	}
