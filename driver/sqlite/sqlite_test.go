@@ -2,6 +2,7 @@ package sqlite_test
 
 import (
 	"context"
+	"fmt"
 	"database/sql"
 	"errors"
 	"path/filepath"
@@ -131,5 +132,61 @@ func TestBadConfig(t *testing.T) {
 	_, err := sqlite.Open(filepath.Join(t.TempDir(), "x.db"), &sqlite.Config{Synchronous: "OFF", ReadConns: -1, WriteCacheBytes: -1})
 	if err == nil || !strings.Contains(err.Error(), "Synchronous") || !strings.Contains(err.Error(), "ReadConns") || !strings.Contains(err.Error(), "WriteCacheBytes") {
 		t.Fatalf("err = %v, want every problem reported", err)
+	}
+}
+
+// TestStatementCache: a full statement cache makes room for a new
+// statement by closing one no one is reading; a statement whose rows are
+// open stays, and its rows read on.
+func TestStatementCache(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	d, err := sqlite.Open(filepath.Join(t.TempDir(), "x.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	tx, err := d.DB().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback() //nolint:errcheck // read only
+	const open = `SELECT value FROM json_each('[1,2,3]')`
+	rows, err := tx.QueryContext(ctx, open)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		t.Fatal("no first row")
+	}
+	last := ""
+	for i := range 400 {
+		last = fmt.Sprintf(`SELECT %d + ?`, i)
+		var n int
+		if err := tx.QueryRowContext(ctx, last, 1).Scan(&n); err != nil || n != i+1 {
+			t.Fatalf("%s = %d, %v", last, n, err)
+		}
+	}
+	var values []int
+	for ok := true; ok; ok = rows.Next() {
+		var v int
+		if err := rows.Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		values = append(values, v)
+	}
+	if err := rows.Close(); err != nil || fmt.Sprint(values) != "[1 2 3]" {
+		t.Fatalf("rows of the open statement: %v, %v", values, err)
+	}
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	cached, err := d.CachedStatements(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cached) > 256 || !cached[last] || !cached[open] {
+		t.Fatalf("%d cached; the last one %v, the open one %v", len(cached), cached[last], cached[open])
 	}
 }

@@ -10,7 +10,9 @@ import (
 )
 
 // maxCachedStatements bounds each connection's statement cache. The
-// driver's queries are a fixed set, far below it.
+// driver's own queries are a fixed set, far below it; the read models'
+// are per table and generation, and a full cache makes room by closing a
+// statement no one is reading, so that a new generation's are cached too.
 const maxCachedStatements = 256
 
 // connector opens connections that keep their prepared statements:
@@ -73,7 +75,7 @@ func (c *cachingConn) statement(ctx context.Context, query string) (*cachedStmt,
 	}
 	s, ok := c.stmts[query]
 	if !ok {
-		if len(c.stmts) >= maxCachedStatements {
+		if len(c.stmts) >= maxCachedStatements && !c.evict() {
 			return nil, nil
 		}
 		prepared, err := c.conn.PrepareContext(ctx, query)
@@ -99,6 +101,22 @@ func (c *cachingConn) statement(ctx context.Context, query string) (*cachedStmt,
 	}
 	s.busy = true
 	return s, nil
+}
+
+// evict closes one cached statement whose rows are not being read (any
+// one: map order) and reports whether it found one.
+func (c *cachingConn) evict() bool {
+	for q, s := range c.stmts {
+		s.mu.Lock()
+		busy := s.busy
+		s.mu.Unlock()
+		if !busy {
+			s.stmt.Close()
+			delete(c.stmts, q)
+			return true
+		}
+	}
+	return false
 }
 
 func (s *cachedStmt) release() {
