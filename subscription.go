@@ -344,6 +344,11 @@ func (s *Subscriber[TTx]) ReachedHead() bool {
 		return false
 	}
 	for _, run := range s.running {
+		select {
+		case <-run.done:
+			return false // ended (lease lost): taken over, or to start again
+		default:
+		}
 		if !run.reached.Load() {
 			return false
 		}
