@@ -665,6 +665,7 @@ func (p *Projector[TTx]) subscription(pr *Projection, tables *generationTables) 
 			})
 		}
 		ptx := &Tx{x: p.wrap(tx), d: p.d, tables: tables}
+		defer ptx.wait() //nolint:errcheck // a handler's error ends the batch: the writer is only stopped before the transaction
 		for _, e := range events {
 			if err := pr.Handle(ctx, ptx, e); err != nil {
 				return err

@@ -21,6 +21,7 @@ type Tx struct {
 	// them in one round trip), before the next read and before the
 	// batch commits.
 	pending []pendingWrite
+	bg      *background // see background; nil where none runs
 }
 
 // pendingWrite is an Upsert or an Add waiting to be sent.
@@ -34,11 +35,36 @@ type pendingWrite struct {
 // maxPending is how many writes wait at most before they are sent.
 const maxPending = 1_000
 
-// send runs the pending writes. Each table's writes keep their order,
-// but tables do not depend on each other, so a table's consecutive writes
-// of one shape and columns go as one statement of many rows, until a key
-// comes again (a statement may not change a row twice).
+// send runs the pending writes, and waits for those handed to the
+// background writer before.
 func (tx *Tx) send(ctx context.Context) error {
+	stmts := tx.statements()
+	if tx.bg != nil {
+		if len(stmts) > 0 {
+			tx.bg.work <- stmts
+		}
+		return tx.wait()
+	}
+	if len(stmts) == 0 {
+		return nil
+	}
+	if sent, err := tx.x.sendBatch(ctx, stmts); sent || err != nil {
+		return err
+	}
+	for _, s := range stmts {
+		if _, err := tx.x.exec(ctx, s.query, s.args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// statements turns the pending writes into statements. Each table's
+// writes keep their order, but tables do not depend on each other, so a
+// table's consecutive writes of one shape and columns go as one statement
+// of many rows, until a key comes again (a statement may not change a row
+// twice).
+func (tx *Tx) statements() []statement {
 	if len(tx.pending) == 0 {
 		return nil
 	}
@@ -74,15 +100,53 @@ func (tx *Tx) send(ctx context.Context) error {
 			i = j
 		}
 	}
-	if sent, err := tx.x.sendBatch(ctx, stmts); sent || err != nil {
-		return err
+	return stmts
+}
+
+// background runs a batch's statements on a goroutine of its own while
+// the handler goes on with the next events: on SQLite, which runs in this
+// process, the statements and the handler's decoding then share the
+// machine's cores instead of taking turns. The transaction is used by one
+// goroutine at a time still: the handler only hands statements over, and
+// waits for them before it reads, and before the batch ends.
+type background struct {
+	work chan []statement
+	done chan struct{}
+	err  error
+}
+
+// backgroundRows is how many pending writes are handed to the background
+// writer at a time.
+const backgroundRows = 2 * sqliteMaxRows
+
+// hand gives the pending writes to the background writer, starting it.
+func (tx *Tx) hand(ctx context.Context) {
+	if tx.bg == nil {
+		bg := &background{work: make(chan []statement, 4), done: make(chan struct{})}
+		tx.bg = bg
+		go func() {
+			defer close(bg.done)
+			for stmts := range bg.work {
+				if bg.err == nil {
+					_, bg.err = tx.x.sendBatch(ctx, stmts)
+				}
+			}
+		}()
 	}
-	for _, s := range stmts {
-		if _, err := tx.x.exec(ctx, s.query, s.args...); err != nil {
-			return err
-		}
+	tx.bg.work <- tx.statements()
+}
+
+// wait waits for the background writer, if one runs, to have run every
+// statement handed to it, and returns its first error.
+func (tx *Tx) wait() error {
+	if tx.bg == nil {
+		return nil
 	}
-	return nil
+	close(tx.bg.work)
+	<-tx.bg.done
+	err := tx.bg.err
+	tx.bg = nil
+	return err
 }
 
 // keyValues are the values of w's key columns.
@@ -218,6 +282,10 @@ func (tx *Tx) upsert(ctx context.Context, table string, row Row, shape string) e
 			tx.d.name(t.physical), columnList(cols, ""), tx.placeholders(1, len(cols)), tx.onConflict(t, shape, cols))
 	})
 	tx.pending = append(tx.pending, pendingWrite{t: t, shape: shape, cols: cols, statement: statement{q, args}})
+	if _, local := tx.x.(sqlExec); local && len(tx.pending) >= backgroundRows {
+		tx.hand(ctx)
+		return nil
+	}
 	if len(tx.pending) >= maxPending {
 		return tx.send(ctx)
 	}
