@@ -30,6 +30,10 @@ type execer interface {
 	sendBatch(ctx context.Context, stmts []statement) (bool, error)
 	// query calls scan with each row's values, in column order.
 	query(ctx context.Context, query string, args []any, scan func(values []any) error) error
+	// local reports whether the database runs in this process, so that
+	// its statements take this process's CPU rather than a round trip
+	// (see background).
+	local() bool
 }
 
 // dialect is what differs between the SQL of the read-model databases.
@@ -580,6 +584,8 @@ func (e sqlExec) sendBatch(ctx context.Context, stmts []statement) (bool, error)
 	return true, nil
 }
 
+func (sqlExec) local() bool { return true }
+
 func (e sqlExec) exec(ctx context.Context, query string, args ...any) (int64, error) {
 	res, err := e.q.ExecContext(ctx, query, args...)
 	if err != nil {
@@ -643,6 +649,8 @@ func (e pgxExec) sendBatch(ctx context.Context, stmts []statement) (bool, error)
 	}
 	return true, results.Close()
 }
+
+func (pgxExec) local() bool { return false }
 
 func (e pgxExec) exec(ctx context.Context, query string, args ...any) (int64, error) {
 	tag, err := e.q.Exec(ctx, query, args...)

@@ -104,9 +104,9 @@ func (tx *Tx) statements() []statement {
 }
 
 // background runs a batch's statements on a goroutine of its own while
-// the handler goes on with the next events: on SQLite, which runs in this
-// process, the statements and the handler's decoding then share the
-// machine's cores instead of taking turns. The transaction is used by one
+// the handler goes on with the next events, where the database runs in
+// this process (SQLite): the statements and the handler's decoding then
+// share the machine's cores instead of taking turns. The transaction is used by one
 // goroutine at a time still: the handler only hands statements over, and
 // waits for them before it reads, and before the batch ends.
 type background struct {
@@ -282,7 +282,7 @@ func (tx *Tx) upsert(ctx context.Context, table string, row Row, shape string) e
 			tx.d.name(t.physical), columnList(cols, ""), tx.placeholders(1, len(cols)), tx.onConflict(t, shape, cols))
 	})
 	tx.pending = append(tx.pending, pendingWrite{t: t, shape: shape, cols: cols, statement: statement{q, args}})
-	if _, local := tx.x.(sqlExec); local && len(tx.pending) >= backgroundRows {
+	if tx.x.local() && len(tx.pending) >= backgroundRows {
 		tx.hand(ctx)
 		return nil
 	}
