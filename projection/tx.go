@@ -106,9 +106,10 @@ func (tx *Tx) statements() []statement {
 // background runs a batch's statements on a goroutine of its own while
 // the handler goes on with the next events, where the database runs in
 // this process (SQLite): the statements and the handler's decoding then
-// share the machine's cores instead of taking turns. The transaction is used by one
-// goroutine at a time still: the handler only hands statements over, and
-// waits for them before it reads, and before the batch ends.
+// share the machine's cores instead of taking turns. The transaction is
+// used by one goroutine at a time still: the handler only hands
+// statements over, and waits for them before it reads, and before the
+// batch ends.
 type background struct {
 	work chan []statement
 	done chan struct{}
