@@ -25,9 +25,8 @@ type statement struct {
 type execer interface {
 	exec(ctx context.Context, query string, args ...any) (int64, error)
 	// sendBatch runs stmts in order, in one round trip where the
-	// database is across a network; false when this connection cannot,
-	// and the caller runs them one by one.
-	sendBatch(ctx context.Context, stmts []statement) (bool, error)
+	// database is across a network.
+	sendBatch(ctx context.Context, stmts []statement) error
 	// query calls scan with each row's values, in column order.
 	query(ctx context.Context, query string, args []any, scan func(values []any) error) error
 	// local reports whether the database runs in this process, so that
@@ -572,16 +571,16 @@ type sqlExec struct {
 // no round trip to save. They are an INSERT of at most sqliteMaxRows
 // rows each, so they run without watching ctx, which would cost the
 // driver a goroutine per statement; ctx is checked before each.
-func (e sqlExec) sendBatch(ctx context.Context, stmts []statement) (bool, error) {
+func (e sqlExec) sendBatch(ctx context.Context, stmts []statement) error {
 	for _, s := range stmts {
 		if err := ctx.Err(); err != nil {
-			return true, err
+			return err
 		}
 		if _, err := e.q.ExecContext(context.WithoutCancel(ctx), s.query, s.args...); err != nil {
-			return true, err
+			return err
 		}
 	}
-	return true, nil
+	return nil
 }
 
 func (sqlExec) local() bool { return true }
@@ -625,29 +624,24 @@ type pgxExec struct {
 	q interface {
 		Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 		Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+		SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
 	}
 }
 
-// sendBatch runs statements in one round trip, when the connection can.
-func (e pgxExec) sendBatch(ctx context.Context, stmts []statement) (bool, error) {
-	sender, ok := e.q.(interface {
-		SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
-	})
-	if !ok {
-		return false, nil
-	}
+// sendBatch runs statements in one round trip.
+func (e pgxExec) sendBatch(ctx context.Context, stmts []statement) error {
 	b := &pgx.Batch{}
 	for _, s := range stmts {
 		b.Queue(s.query, s.args...)
 	}
-	results := sender.SendBatch(ctx, b)
+	results := e.q.SendBatch(ctx, b)
 	for range stmts {
 		if _, err := results.Exec(); err != nil {
 			results.Close()
-			return true, err
+			return err
 		}
 	}
-	return true, results.Close()
+	return results.Close()
 }
 
 func (pgxExec) local() bool { return false }

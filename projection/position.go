@@ -19,16 +19,20 @@ var ErrWaitTimeout = errors.New("the read model did not reach the position in ti
 // indexes are built when it has (see Options.BulkIndexFrom).
 var ErrIndexing = errors.New("the read model is catching up: its search index is built when it has")
 
+// runningHere returns the run of a generation's subscription in this
+// process, or nil.
+func (p *Projector[TTx]) runningHere(name string, gen int) *generationRun[TTx] {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.running[subscriptionName(name, gen)]
+}
+
 // generationPosition is how far a generation's subscription is.
 func (p *Projector[TTx]) generationPosition(ctx context.Context, name string, gen int) (int64, error) {
-	sub := subscriptionName(name, gen)
-	p.mu.Lock()
-	run := p.running[sub]
-	p.mu.Unlock()
-	if run != nil {
+	if run := p.runningHere(name, gen); run != nil {
 		return run.sub.Position(ctx)
 	}
-	return rawevents.StoredProgress[TTx]{Store: p.read, Name: sub}.Position(ctx)
+	return rawevents.StoredProgress[TTx]{Store: p.read, Name: subscriptionName(name, gen)}.Position(ctx)
 }
 
 // Position returns the log position a projection's live read model
@@ -173,15 +177,6 @@ func (p *Projector[TTx]) waitErr(ctx context.Context, err error, position int64)
 	return err
 }
 
-// reachedHead reports whether a generation runs here, all its
-// partitions, and has read the log to its head since it started.
-func (p *Projector[TTx]) reachedHead(name string, gen int) bool {
-	p.mu.Lock()
-	run := p.running[subscriptionName(name, gen)]
-	p.mu.Unlock()
-	return run != nil && run.sub.ReachedHead()
-}
-
 // Projection states, see Status.State.
 const (
 	StateLive         = "live"
@@ -276,9 +271,11 @@ func (p *Projector[TTx]) Status(ctx context.Context, name string) (*Status, erro
 	default:
 		st.Parked = sub.Parked
 		st.State = StateLive
-		if sub.State == rawevents.SubscriptionStopped {
+		run := p.runningHere(name, live.Generation)
+		switch {
+		case sub.State == rawevents.SubscriptionStopped:
 			st.State = StateStopped
-		} else if !live.Indexed || (st.Lag > 0 && !p.reachedHead(name, live.Generation)) {
+		case !live.Indexed, st.Lag > 0 && (run == nil || !run.sub.ReachedHead()):
 			st.State = StateCatchingUp
 		}
 	}

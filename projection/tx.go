@@ -48,15 +48,7 @@ func (tx *Tx) send(ctx context.Context) error {
 	if len(stmts) == 0 {
 		return nil
 	}
-	if sent, err := tx.x.sendBatch(ctx, stmts); sent || err != nil {
-		return err
-	}
-	for _, s := range stmts {
-		if _, err := tx.x.exec(ctx, s.query, s.args...); err != nil {
-			return err
-		}
-	}
-	return nil
+	return tx.x.sendBatch(ctx, stmts)
 }
 
 // statements turns the pending writes into statements. Each table's
@@ -129,7 +121,7 @@ func (tx *Tx) hand(ctx context.Context) {
 			defer close(bg.done)
 			for stmts := range bg.work {
 				if bg.err == nil {
-					_, bg.err = tx.x.sendBatch(ctx, stmts)
+					bg.err = tx.x.sendBatch(ctx, stmts)
 				}
 			}
 		}()

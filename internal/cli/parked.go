@@ -52,9 +52,6 @@ func parsePosition(arg string) (int64, error) {
 	return p, nil
 }
 
-// findParked returns the parked record at position, whatever its state.
-// It fails with a message naming the subscription when that has never run
-// or nothing was parked at position.
 // parkedStores are the stores "rawevents parked" works on: state holds
 // the subscription's checkpoints and parked events, log the events. They
 // are one store, but for a projection's subscription on SQLite, whose
@@ -98,8 +95,10 @@ func openParkedStores(ctx context.Context, g GlobalOpts, subscription string) (*
 	return nil, notFoundSubscription(subscription, err)
 }
 
-// findParked returns the record at position of subscription, which
-// openParkedStores found in store.
+// findParked returns the parked record at position of subscription
+// (which openParkedStores found in store), whatever its state. It fails
+// with a message naming the subscription when nothing was parked at
+// position.
 func findParked(ctx context.Context, store Store, subscription string, position int64) (*driver.Parked, error) {
 	found, err := store.Parked(ctx, subscription, &rawevents.ParkedOpts{States: parkedStates, After: position - 1, Limit: 1})
 	if err != nil {

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"maps"
 	"net"
 	"os"
 	"slices"
@@ -149,18 +148,10 @@ func (o *ServeOpts) Validate() error {
 	if o.ShutdownTimeout <= 0 {
 		errs = append(errs, errors.New("--shutdown-timeout must be positive"))
 	}
-	valid := true
-	for _, name := range slices.Sorted(maps.Keys(o.file.Backfills)) {
-		if err := o.file.Backfills[name].Validate(name); err != nil {
-			errs = append(errs, err)
-			valid = false
-		}
-	}
-	if valid {
-		backfills, err := allBackfills(o.App, o.file)
-		errs = append(errs, err)
-		o.backfills = backfills
-	}
+	// Building the file's backfills validates them.
+	backfills, err := allBackfills(o.App, o.file)
+	errs = append(errs, err)
+	o.backfills = backfills
 	return errors.Join(errs...)
 }
 
