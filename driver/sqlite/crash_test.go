@@ -14,6 +14,13 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if path := os.Getenv(claimChildEnv); path != "" {
+		if err := claimChild(path); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	if os.Getenv(storetest.CrashChildEnv) != "" {
 		if err := crashChild(os.Getenv("RAWEVENTS_CRASH_DB")); err != nil {
 			fmt.Fprintln(os.Stderr, err)

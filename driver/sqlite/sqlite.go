@@ -114,6 +114,7 @@ type Driver struct {
 	config     *Config
 	changed    signal.Broadcaster
 	migrations []migration.Migration
+	owners     *ownerLocks
 }
 
 // Open opens (creating if needed) the SQLite file at path. It does not
@@ -151,7 +152,7 @@ func Open(path string, config *Config) (*Driver, error) {
 	read := sql.OpenDB(&connector{dsn: path + "?" + pragmas + "&_pragma=query_only(1)", drv: drv})
 	read.SetMaxOpenConns(cfg.ReadConns)
 	read.SetMaxIdleConns(cfg.ReadConns)
-	return &Driver{write: write, read: read, config: cfg, migrations: migrations}, nil
+	return &Driver{write: write, read: read, config: cfg, migrations: migrations, owners: newOwnerLocks(path)}, nil
 }
 
 // DB returns the write connection pool (one connection). Begin the
@@ -176,6 +177,7 @@ func (d *Driver) PollInterval() time.Duration { return d.config.PollInterval }
 // Close closes both connection pools and wakes waiting readers.
 func (d *Driver) Close() error {
 	err := errors.Join(d.read.Close(), d.write.Close())
+	d.owners.close()
 	d.changed.Broadcast()
 	return err
 }

@@ -16,11 +16,13 @@ import (
 
 // Claim implements driver.Subscriptions. Claims go through the single
 // write connection, so they are serialised with each other and with every
-// checkpoint.
+// checkpoint. A member whose process has ended (see ownerLocks) loses its
+// partitions and its membership at once, without waiting for its lease.
 func (d *Driver) Claim(ctx context.Context, p *driver.ClaimParams) ([]driver.Claim, error) {
 	if p.Partitions < 1 {
 		return nil, fmt.Errorf("sqlite: claim %q: %d partitions: %w", p.Subscription, p.Partitions, event.ErrPartitionsChanged)
 	}
+	d.owners.hold(p.Owner, p.Subscription)
 	var claims []driver.Claim
 	err := d.InTx(ctx, func(tx *sql.Tx) error {
 		now := time.Now()
@@ -28,6 +30,9 @@ func (d *Driver) Claim(ctx context.Context, p *driver.ClaimParams) ([]driver.Cla
 		if _, err := tx.ExecContext(ctx, `INSERT INTO subscription_members (subscription, owner, seen_until) VALUES (?, ?, ?)
 			ON CONFLICT (subscription, owner) DO UPDATE SET seen_until = excluded.seen_until`, p.Subscription, p.Owner, until); err != nil {
 			return translate(ctx, "claim", err)
+		}
+		if err := d.dropEnded(ctx, tx, p.Subscription, p.Owner); err != nil {
+			return err
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM subscription_members WHERE subscription = ? AND seen_until < ?`, p.Subscription, now.UnixMicro()); err != nil {
 			return translate(ctx, "claim", err)
@@ -71,6 +76,41 @@ func (d *Driver) Claim(ctx context.Context, p *driver.ClaimParams) ([]driver.Cla
 	return claims, err
 }
 
+// dropEnded ends, in tx, the membership of the subscription's other
+// members whose processes have ended, and frees their partitions. It also
+// removes the lock files of members whose leases ran out before anyone
+// found them ended.
+func (d *Driver) dropEnded(ctx context.Context, tx *sql.Tx, subscription, self string) error {
+	rows, err := tx.QueryContext(ctx, `SELECT owner FROM subscription_members WHERE subscription = ? AND owner <> ?`, subscription, self)
+	if err != nil {
+		return translate(ctx, "claim", err)
+	}
+	var ended []string
+	for rows.Next() {
+		var owner string
+		if err := rows.Scan(&owner); err != nil {
+			rows.Close() //nolint:errcheck // the scan error is the one to report
+			return translate(ctx, "claim", err)
+		}
+		if d.owners.ended(owner) {
+			ended = append(ended, owner)
+		}
+	}
+	if err := rows.Close(); err != nil {
+		return translate(ctx, "claim", err)
+	}
+	for _, owner := range ended {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM subscription_members WHERE subscription = ? AND owner = ?`, subscription, owner); err != nil {
+			return translate(ctx, "claim", err)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE subscription_partitions SET owner = NULL, lease_until = NULL, updated_at = ? WHERE subscription = ? AND owner = ?`,
+			time.Now().UnixMicro(), subscription, owner); err != nil {
+			return translate(ctx, "claim", err)
+		}
+	}
+	return nil
+}
+
 type partitionRow struct {
 	driver.PartitionStatus
 	partitions int
@@ -109,7 +149,7 @@ func partitionRows(ctx context.Context, q querier, subscription string) ([]parti
 
 // Release implements driver.Subscriptions.
 func (d *Driver) Release(ctx context.Context, p *driver.ReleaseParams) error {
-	return d.InTx(ctx, func(tx *sql.Tx) error {
+	err := d.InTx(ctx, func(tx *sql.Tx) error {
 		now := time.Now().UnixMicro()
 		if len(p.Partitions) == 0 {
 			if _, err := tx.ExecContext(ctx, `DELETE FROM subscription_members WHERE subscription = ? AND owner = ?`, p.Subscription, p.Owner); err != nil {
@@ -127,6 +167,10 @@ func (d *Driver) Release(ctx context.Context, p *driver.ReleaseParams) error {
 		}
 		return nil
 	})
+	if err == nil && len(p.Partitions) == 0 {
+		d.owners.letGo(p.Owner, p.Subscription)
+	}
+	return err
 }
 
 // CheckpointTx implements driver.Subscriptions.
