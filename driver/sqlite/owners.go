@@ -84,9 +84,7 @@ func (o *ownerLocks) letGo(owner, subscription string) {
 }
 
 // ended reports whether owner, a member this driver does not hold, has
-// ended: its file is there and nobody holds its lock. It removes the file
-// of an owner that ended (owners are unique per process run: no one locks
-// it again).
+// ended: its file is there and nobody holds its lock.
 func (o *ownerLocks) ended(owner string) bool {
 	o.mu.Lock()
 	_, mine := o.held[owner]
@@ -96,16 +94,19 @@ func (o *ownerLocks) ended(owner string) bool {
 	}
 	f, err := os.OpenFile(o.path(owner), os.O_RDWR, 0)
 	if err != nil {
-		return false // no file: an owner that took no lock, or one already found ended
+		return false // no file: an owner that took no lock
 	}
 	defer f.Close() //nolint:errcheck // closing lets go of the lock
-	if !tryLock(f) {
-		return false
+	return tryLock(f)
+}
+
+// forget removes the file of an owner that ended and is a member of no
+// subscription any more. Owners are unique per process run: no one locks
+// it again.
+func (o *ownerLocks) forget(owner string) {
+	if err := os.Remove(o.path(owner)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return // left for a later claim
 	}
-	if err := os.Remove(f.Name()); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return false
-	}
-	return true
 }
 
 // close lets go of every lock this driver holds. It leaves the files: a

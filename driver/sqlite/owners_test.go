@@ -15,8 +15,8 @@ import (
 )
 
 // claimChildEnv makes the test binary a process that claims every
-// partition of subscription "s" in the database it names, says so on
-// stdout, and waits to be killed.
+// partition of subscriptions "s" and "t" in the database it names, says so
+// on stdout, and waits to be killed.
 const claimChildEnv = "RAWEVENTS_CLAIM_CHILD_DB"
 
 func claimChild(path string) error {
@@ -24,19 +24,23 @@ func claimChild(path string) error {
 	if err != nil {
 		return err
 	}
-	claims, err := d.Claim(context.Background(), claimOf("child"))
-	if err != nil {
-		return err
+	n := 0
+	for _, sub := range []string{"s", "t"} {
+		claims, err := d.Claim(context.Background(), claimOf(sub, "child"))
+		if err != nil {
+			return err
+		}
+		n += len(claims)
 	}
-	fmt.Printf("claimed %d\n", len(claims))
+	fmt.Printf("claimed %d\n", n)
 	select {}
 }
 
-// claimOf is a claim of subscription "s" (4 partitions) under an hour's
+// claimOf is a claim of a subscription of 4 partitions under an hour's
 // lease: long enough that only the ownership check can free a partition
 // within a test.
-func claimOf(owner string) *driver.ClaimParams {
-	return &driver.ClaimParams{Subscription: "s", Partitions: 4, Owner: owner, Lease: time.Hour}
+func claimOf(subscription, owner string) *driver.ClaimParams {
+	return &driver.ClaimParams{Subscription: subscription, Partitions: 4, Owner: owner, Lease: time.Hour}
 }
 
 func migrated(t *testing.T, path string) *sqlite.Driver {
@@ -52,9 +56,9 @@ func migrated(t *testing.T, path string) *sqlite.Driver {
 	return d
 }
 
-func claimCount(t *testing.T, d *sqlite.Driver, owner string) int {
+func claimCount(t *testing.T, d *sqlite.Driver, subscription, owner string) int {
 	t.Helper()
-	claims, err := d.Claim(context.Background(), claimOf(owner))
+	claims, err := d.Claim(context.Background(), claimOf(subscription, owner))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,35 +86,42 @@ func TestClaimAfterProcessKilled(t *testing.T) {
 	}
 	t.Cleanup(func() { child.Process.Kill(); child.Wait() }) //nolint:errcheck // already killed in the test
 	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil || line != "claimed 4\n" {
-		t.Fatalf("child said %q, %v; want it to claim 4 partitions", line, err)
+	if err != nil || line != "claimed 8\n" {
+		t.Fatalf("child said %q, %v; want it to claim 8 partitions", line, err)
+	}
+	ownerFiles := func() int {
+		t.Helper()
+		entries, err := os.ReadDir(path + "-owners")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(entries)
 	}
 
-	if n := claimCount(t, d, "parent"); n != 0 {
+	if n := claimCount(t, d, "s", "parent"); n != 0 {
 		t.Fatalf("claimed %d partitions held by a live process, want 0", n)
 	}
 	if err := child.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	child.Wait() //nolint:errcheck // killed
-	if n := claimCount(t, d, "parent"); n != 4 {
-		t.Fatalf("claimed %d partitions after their owner was killed, want all 4", n)
-	}
-	status, err := d.SubscriptionStatus(context.Background(), "s")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range status.Partitions {
-		if p.Owner != "parent" {
-			t.Errorf("partition %d: owner %q, want parent", p.Partition, p.Owner)
+	for i, sub := range []string{"s", "t"} {
+		if n := claimCount(t, d, sub, "parent"); n != 4 {
+			t.Fatalf("%s: claimed %d partitions after their owner was killed, want all 4", sub, n)
 		}
-	}
-	entries, err := os.ReadDir(path + "-owners")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(entries) != 1 {
-		t.Errorf("%d owner files, want 1 (the killed owner's removed)", len(entries))
+		status, err := d.SubscriptionStatus(context.Background(), sub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range status.Partitions {
+			if p.Owner != "parent" {
+				t.Errorf("%s: partition %d: owner %q, want parent", sub, p.Partition, p.Owner)
+			}
+		}
+		// The killed owner's file stays while it is a member of "t".
+		if n, want := ownerFiles(), 2-i; n != want {
+			t.Errorf("after claiming %s: %d owner files, want %d", sub, n, want)
+		}
 	}
 }
 
@@ -128,14 +139,14 @@ func TestClaimOwnersInOneProcess(t *testing.T) {
 	}
 	t.Cleanup(func() { b.Close() })
 
-	if n := claimCount(t, a, "a"); n != 4 {
+	if n := claimCount(t, a, "s", "a"); n != 4 {
 		t.Fatalf("a claimed %d, want 4", n)
 	}
-	if n := claimCount(t, b, "b"); n != 0 {
+	if n := claimCount(t, b, "s", "b"); n != 0 {
 		t.Fatalf("b claimed %d of a live owner's partitions, want 0", n)
 	}
 	a.Close()
-	if n := claimCount(t, b, "b"); n != 4 {
+	if n := claimCount(t, b, "s", "b"); n != 4 {
 		t.Fatalf("b claimed %d after a's driver closed, want 4", n)
 	}
 
@@ -152,7 +163,7 @@ func TestClaimOwnersInOneProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.Close()
-	if n := claimCount(t, c, "c"); n != 0 {
+	if n := claimCount(t, c, "s", "c"); n != 0 {
 		t.Fatalf("c claimed %d of an owner without a file, want 0 until its lease runs out", n)
 	}
 }

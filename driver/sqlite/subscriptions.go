@@ -77,9 +77,8 @@ func (d *Driver) Claim(ctx context.Context, p *driver.ClaimParams) ([]driver.Cla
 }
 
 // dropEnded ends, in tx, the membership of the subscription's other
-// members whose processes have ended, and frees their partitions. It also
-// removes the lock files of members whose leases ran out before anyone
-// found them ended.
+// members whose processes have ended, and frees their partitions; once an
+// ended owner is a member of no subscription, it removes its file.
 func (d *Driver) dropEnded(ctx context.Context, tx *sql.Tx, subscription, self string) error {
 	rows, err := tx.QueryContext(ctx, `SELECT owner FROM subscription_members WHERE subscription = ? AND owner <> ?`, subscription, self)
 	if err != nil {
@@ -106,6 +105,13 @@ func (d *Driver) dropEnded(ctx context.Context, tx *sql.Tx, subscription, self s
 		if _, err := tx.ExecContext(ctx, `UPDATE subscription_partitions SET owner = NULL, lease_until = NULL, updated_at = ? WHERE subscription = ? AND owner = ?`,
 			time.Now().UnixMicro(), subscription, owner); err != nil {
 			return translate(ctx, "claim", err)
+		}
+		var memberships int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM subscription_members WHERE owner = ?`, owner).Scan(&memberships); err != nil {
+			return translate(ctx, "claim", err)
+		}
+		if memberships == 0 {
+			d.owners.forget(owner)
 		}
 	}
 	return nil
