@@ -501,8 +501,9 @@ func eventCounts(n int, each int64) []int64 {
 
 // TestFailoverPostgres runs two projector processes that share a
 // projection's four partitions, kills one with SIGKILL while both work:
-// the other takes its partitions over once their lease lapses, not
-// before, catches up, and no event is lost or applied twice.
+// the other takes its partitions over (once the killed one's session has
+// ended, or its lease lapsed), catches up, and no event is lost or applied
+// twice.
 func TestFailoverPostgres(t *testing.T) {
 	t.Parallel()
 	const streams, events, partitions, lease = 400, 50, 4, 2 * time.Second
@@ -574,10 +575,8 @@ func TestFailoverPostgres(t *testing.T) {
 
 	within(t, time.Minute, "failover-b holds every partition", func() bool { return owned(status(), "failover-b") == partitions })
 	took := time.Now()
-	if took.Before(lapse) {
-		t.Fatalf("failover-b took over at %v, before failover-a's lease lapsed at %v", took, lapse)
-	}
-	t.Logf("failover-b took over %v after the kill", took.Sub(killed).Round(time.Millisecond))
+	t.Logf("failover-b took over %v after the kill (failover-a's lease lapsed %v after it)",
+		took.Sub(killed).Round(time.Millisecond), lapse.Sub(killed).Round(time.Millisecond))
 
 	if err := p.WaitFor(ctx, "counts", head, 2*time.Minute); err != nil {
 		t.Fatal(err)

@@ -3,7 +3,6 @@ package storetest
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -48,7 +47,7 @@ func TestKeyMigration[TTx any](t *testing.T, m KeyMigration[TTx]) {
 		t.Fatal(err)
 	}
 	res, err := m.Driver.Migrate(ctx)
-	if err != nil || !slices.Equal(res.Applied, []int{m.Version}) {
+	if err != nil || len(res.Applied) == 0 || res.Applied[0] != m.Version { // and the later ones
 		t.Fatalf("migrate: %+v, %v", res, err)
 	}
 	store, err := rawevents.NewStore(ctx, m.Driver, nil)

@@ -18,6 +18,13 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if schema := os.Getenv(claimChildEnv); schema != "" {
+		if err := claimChild(schema); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	if os.Getenv(storetest.CrashChildEnv) != "" {
 		if err := crashChild(os.Getenv("RAWEVENTS_CRASH_SCHEMA")); err != nil {
 			fmt.Fprintln(os.Stderr, err)

@@ -70,6 +70,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -148,7 +149,14 @@ type Driver struct {
 	wg        sync.WaitGroup
 	listenMu  sync.Mutex
 	listening bool
-	ownTx     sync.Map // the pgx.Tx values begun by InTx and not yet ended
+	session   atomic.Pointer[session] // the listener's backend while it is connected
+	ownTx     sync.Map                // the pgx.Tx values begun by InTx and not yet ended
+}
+
+// session names a server backend: its pid and start time.
+type session struct {
+	pid   int32
+	start time.Time
 }
 
 // sqlText holds the driver's statements with the schema filled in.
@@ -381,6 +389,15 @@ func (d *Driver) listen() error {
 	if _, err := conn.Exec(d.stopped, "LISTEN "+pgx.Identifier{d.sql.channel}.Sanitize()); err != nil {
 		return err
 	}
+	// The listener's backend vouches for this process's subscription
+	// members (see Claim): it lives exactly as long as the process, or
+	// until the connection is lost.
+	var s session
+	if err := conn.QueryRow(d.stopped, `SELECT pid, backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()`).Scan(&s.pid, &s.start); err != nil {
+		return err
+	}
+	d.session.Store(&s)
+	defer d.session.Store(nil)
 	d.changed.Broadcast() // anything committed before LISTEN took effect
 	d.wakeMembers()
 	for {

@@ -46,10 +46,26 @@ func (d *Driver) Claim(ctx context.Context, p *driver.ClaimParams) ([]driver.Cla
 		}
 		// xmax is 0 in a row version this statement inserted, not updated.
 		var joined bool
-		if err := tx.QueryRow(ctx, d.query(`INSERT INTO {schema}.subscription_members (subscription, owner, seen_until) VALUES ($1, $2, $3)
-			ON CONFLICT (subscription, owner) DO UPDATE SET seen_until = excluded.seen_until
-			RETURNING xmax = 0`), p.Subscription, p.Owner, until).Scan(&joined); err != nil {
+		var pid *int32
+		var start *time.Time
+		if s := d.session.Load(); s != nil {
+			pid, start = &s.pid, &s.start
+		}
+		if err := tx.QueryRow(ctx, d.query(`INSERT INTO {schema}.subscription_members (subscription, owner, seen_until, session_pid, session_start) VALUES ($1, $2, $3, $4, $5)
+			ON CONFLICT (subscription, owner) DO UPDATE SET seen_until = excluded.seen_until, session_pid = excluded.session_pid, session_start = excluded.session_start
+			RETURNING xmax = 0`), p.Subscription, p.Owner, until, pid, start).Scan(&joined); err != nil {
 			return translate(ctx, "claim", err)
+		}
+		// A member whose session has ended belongs to a process that ended
+		// (or lost its connection: it claims again when it reconnects). Its
+		// partitions are free now. backend_start is NULL for another role's
+		// backends where this one may not see it: the pid alone then.
+		ended, err := d.dropEnded(ctx, tx, p.Subscription, p.Owner, now)
+		if err != nil {
+			return err
+		}
+		for _, part := range ended {
+			rows[part].Owner, rows[part].LeaseUntil = "", time.Time{}
 		}
 		gone, err := tx.Exec(ctx, d.query(`DELETE FROM {schema}.subscription_members WHERE subscription = $1 AND seen_until < $2`), p.Subscription, now)
 		if err != nil {
@@ -73,7 +89,7 @@ func (d *Driver) Claim(ctx context.Context, p *driver.ClaimParams) ([]driver.Cla
 		}
 		// Others must share again when a member joined or lapsed, or this
 		// one gave partitions up.
-		if joined || gone.RowsAffected() > 0 || len(drop) > 0 {
+		if joined || gone.RowsAffected() > 0 || ended != nil || len(drop) > 0 {
 			return d.notifyMembers(ctx, tx, p.Subscription)
 		}
 		return nil
@@ -82,6 +98,34 @@ func (d *Driver) Claim(ctx context.Context, p *driver.ClaimParams) ([]driver.Cla
 		return nil, err
 	}
 	return claims, nil
+}
+
+// dropEnded ends, in tx, the membership of the subscription's other
+// members whose sessions have ended, and frees their partitions. It
+// returns the partitions freed; non-nil when a member ended.
+func (d *Driver) dropEnded(ctx context.Context, tx pgx.Tx, subscription, self string, now time.Time) ([]int, error) {
+	rows, err := tx.Query(ctx, d.query(`DELETE FROM {schema}.subscription_members m
+		WHERE m.subscription = $1 AND m.owner <> $2 AND m.session_pid IS NOT NULL
+		AND NOT EXISTS (SELECT FROM pg_stat_activity a
+			WHERE a.pid = m.session_pid AND coalesce(a.backend_start = m.session_start, true))
+		RETURNING m.owner`), subscription, self)
+	if err != nil {
+		return nil, translate(ctx, "claim", err)
+	}
+	owners, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil || len(owners) == 0 {
+		return nil, translate(ctx, "claim", err)
+	}
+	rows, err = tx.Query(ctx, d.query(`UPDATE {schema}.subscription_partitions SET owner = NULL, lease_until = NULL, updated_at = $3
+		WHERE subscription = $1 AND owner = ANY($2) RETURNING partition`), subscription, owners, now)
+	if err != nil {
+		return nil, translate(ctx, "claim", err)
+	}
+	freed, err := pgx.CollectRows(rows, pgx.RowTo[int])
+	if err != nil {
+		return nil, translate(ctx, "claim", err)
+	}
+	return append([]int{}, freed...), nil
 }
 
 type partitionRow struct {
