@@ -18,8 +18,8 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	if schema := os.Getenv(claimChildEnv); schema != "" {
-		if err := claimChild(schema); err != nil {
+	if os.Getenv(storetest.ClaimChildEnv) != "" {
+		if err := claimChild(os.Getenv("RAWEVENTS_CLAIM_SCHEMA")); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}

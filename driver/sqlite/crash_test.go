@@ -14,8 +14,8 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	if path := os.Getenv(claimChildEnv); path != "" {
-		if err := claimChild(path); err != nil {
+	if os.Getenv(storetest.ClaimChildEnv) != "" {
+		if err := claimChild(os.Getenv("RAWEVENTS_CLAIM_DB")); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
