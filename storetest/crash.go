@@ -54,14 +54,7 @@ func AppendUntilKilled[TTx any](ctx context.Context, store *rawevents.Store[TTx]
 // them.
 func KillDuringAppends(t *testing.T, child *exec.Cmd, n int) []Ack {
 	t.Helper()
-	child.Env = append(child.Environ(), CrashChildEnv+"=1")
-	stdout, err := child.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := child.Start(); err != nil {
-		t.Fatal(err)
-	}
+	stdout := startChild(t, child, CrashChildEnv)
 	var acks []Ack
 	lines := bufio.NewScanner(stdout)
 	deadline := time.Now().Add(time.Minute)
@@ -71,6 +64,7 @@ func KillDuringAppends(t *testing.T, child *exec.Cmd, n int) []Ack {
 		if _, err := fmt.Sscanf(lines.Text(), "%s %s %d %d", &id, &a.StreamID, &a.Version, &a.Position); err != nil {
 			continue // not an ack: test framework output
 		}
+		var err error
 		if a.ID, err = uuid.Parse(id); err != nil {
 			t.Fatalf("child printed %q", lines.Text())
 		}
@@ -87,6 +81,23 @@ func KillDuringAppends(t *testing.T, child *exec.Cmd, n int) []Ack {
 		t.Fatalf("the child acknowledged %d appends before it stopped, want %d", len(acks), n)
 	}
 	return acks
+}
+
+// startChild starts child with env set to 1 in its environment, and
+// returns its standard output. The child is killed, if still running,
+// when the test ends.
+func startChild(t *testing.T, child *exec.Cmd, env string) io.Reader {
+	t.Helper()
+	child.Env = append(child.Environ(), env+"=1")
+	stdout, err := child.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { child.Process.Kill(); child.Wait() }) //nolint:errcheck // most are killed already
+	return stdout
 }
 
 // CheckAcknowledged checks a store reopened after KillDuringAppends: every

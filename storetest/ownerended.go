@@ -92,16 +92,7 @@ func ClaimUntilKilled[TTx any](ctx context.Context, state driver.Subscriptions[T
 // checks of its own.
 func TestOwnerEnded[TTx any](t *testing.T, state driver.Subscriptions[TTx], child *exec.Cmd, after func(t *testing.T)) {
 	t.Helper()
-	child.Env = append(child.Environ(), ClaimChildEnv+"=1")
-	stdout, err := child.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := child.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { child.Process.Kill(); child.Wait() }) //nolint:errcheck // killed below already
-	line, err := bufio.NewReader(stdout).ReadString('\n')
+	line, err := bufio.NewReader(startChild(t, child, ClaimChildEnv)).ReadString('\n')
 	if err != nil || line != "claimed 8\n" {
 		t.Fatalf("child said %q, %v; want it to claim 8 partitions", line, err)
 	}
