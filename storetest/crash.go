@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"testing"
 	"time"
@@ -89,6 +90,9 @@ func KillDuringAppends(t *testing.T, child *exec.Cmd, n int) []Ack {
 func startChild(t *testing.T, child *exec.Cmd, env string) io.Reader {
 	t.Helper()
 	child.Env = append(child.Environ(), env+"=1")
+	if child.Stderr == nil {
+		child.Stderr = os.Stderr // what a failing child says
+	}
 	stdout, err := child.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -1,10 +1,8 @@
 package sqlite
 
 import (
-	"crypto/sha256"
+	"crypto/rand"
 	"encoding/hex"
-	"errors"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -14,56 +12,62 @@ import (
 // that its owner was alive when it last renewed it; alone, it leaves a
 // crashed process's partitions idle until it runs out. Processes that
 // share a SQLite file share a kernel, so while an owner is a member of a
-// subscription its driver holds an exclusive lock (flock) on a file named
-// after it, in the directory beside the database (FILE-owners). The kernel
-// lets go of the lock when the process ends, however it ends: a claim that
-// can take another owner's lock knows that owner has ended, and frees its
-// partitions at once instead of a lease later. An owner without a file (a
-// process of an older release, or a platform without flock) keeps its
-// partitions until its lease runs out, as before.
+// subscription its driver holds an exclusive lock (flock) on a file of its
+// own, in the directory beside the database (FILE-owners), and the member
+// row names the file (subscription_members.lock). The kernel lets go of
+// the lock when the process ends, however it ends: a claim that can take
+// another member's lock knows that member's process has ended, and frees
+// its partitions at once instead of a lease later.
+//
+// Each driver names its files at random, so no two drivers, in one
+// process or in two, ever share one, whatever names their owners have.
+// flock on NFS is emulated with POSIX locks, which belong to a process and
+// not to an open file; SQLite's WAL mode does not work there either.
 type ownerLocks struct {
-	dir  string
-	mu   sync.Mutex
-	held map[string]*ownerLock // by owner
+	dir    string
+	mu     sync.Mutex
+	held   map[string]*ownerLock // by owner
+	closed bool
 }
 
 type ownerLock struct {
+	name          string // the file's, in dir
 	file          *os.File
-	subscriptions map[string]bool // those it is a member of
+	subscriptions map[string]bool // those the owner is a member of
 }
 
 func newOwnerLocks(dbPath string) *ownerLocks {
 	return &ownerLocks{dir: dbPath + "-owners", held: map[string]*ownerLock{}}
 }
 
-func (o *ownerLocks) path(owner string) string {
-	sum := sha256.Sum256([]byte(owner))
-	return filepath.Join(o.dir, hex.EncodeToString(sum[:16]))
-}
-
-// hold locks owner's file, if this driver does not hold it already, before
-// owner becomes a member of subscription. It is best effort: an owner it
-// cannot lock (the directory is read-only, or another process runs under
-// the same name) is left to its lease.
-func (o *ownerLocks) hold(owner, subscription string) {
+// hold returns the name of the file this driver holds locked for owner,
+// taking a new one if it holds none, before owner becomes a member of
+// subscription. It returns "" where it cannot lock one (no flock, a
+// read-only directory, a closed driver): the member is left to its lease.
+func (o *ownerLocks) hold(owner, subscription string) string {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if l, ok := o.held[owner]; ok {
 		l.subscriptions[subscription] = true
-		return
+		return l.name
 	}
-	if !canLock || os.MkdirAll(o.dir, 0o755) != nil {
-		return
+	if !canLock || o.closed || os.MkdirAll(o.dir, 0o755) != nil {
+		return ""
 	}
-	f, err := os.OpenFile(o.path(owner), os.O_RDWR|os.O_CREATE, 0o644)
+	var b [16]byte
+	rand.Read(b[:]) //nolint:errcheck // never fails
+	name := hex.EncodeToString(b[:])
+	f, err := os.OpenFile(filepath.Join(o.dir, name), os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
-		return
+		return ""
 	}
 	if !tryLock(f) {
-		f.Close() //nolint:errcheck // read-only use
-		return
+		f.Close()           //nolint:errcheck // read-only
+		os.Remove(f.Name()) //nolint:errcheck // nobody names it
+		return ""
 	}
-	o.held[owner] = &ownerLock{file: f, subscriptions: map[string]bool{subscription: true}}
+	o.held[owner] = &ownerLock{name: name, file: f, subscriptions: map[string]bool{subscription: true}}
+	return name
 }
 
 // letGo records that owner left subscription; after its last one, it
@@ -83,39 +87,36 @@ func (o *ownerLocks) letGo(owner, subscription string) {
 	}
 }
 
-// ended reports whether owner, a member this driver does not hold, has
-// ended: its file is there and nobody holds its lock.
-func (o *ownerLocks) ended(owner string) bool {
-	o.mu.Lock()
-	_, mine := o.held[owner]
-	o.mu.Unlock()
-	if mine || !canLock {
+// ended reports whether the member whose lock is the file name has ended:
+// the file is there and nobody holds its lock. A file this driver holds
+// cannot be locked again through another open file, so its own members
+// are never found ended.
+func (o *ownerLocks) ended(name string) bool {
+	if !canLock || name == "" || filepath.Base(name) != name {
 		return false
 	}
-	f, err := os.OpenFile(o.path(owner), os.O_RDWR, 0)
+	f, err := os.Open(filepath.Join(o.dir, name))
 	if err != nil {
-		return false // no file: an owner that took no lock
+		return false // gone: removed by another claim that found it ended
 	}
 	defer f.Close() //nolint:errcheck // closing lets go of the lock
 	return tryLock(f)
 }
 
-// forget removes the file of an owner that ended and is a member of no
-// subscription any more. Owners are unique per process run: no one locks
-// it again.
-func (o *ownerLocks) forget(owner string) {
-	if err := os.Remove(o.path(owner)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return // left for a later claim
-	}
+// forget removes the file of a member that ended, once no membership
+// names it. Nobody locks it again: its name was its driver's alone.
+func (o *ownerLocks) forget(name string) {
+	os.Remove(filepath.Join(o.dir, name)) //nolint:errcheck // left for a later claim
 }
 
-// close lets go of every lock this driver holds. It leaves the files: a
-// closed driver works no partitions, and the next claim that finds its
-// owners' files unlocked frees their partitions, as for a process that
-// crashed.
+// close lets go of every lock this driver holds, and takes no more. It
+// leaves the files: a closed driver works no partitions, and the next
+// claim that finds its members' files unlocked frees their partitions, as
+// for a process that crashed.
 func (o *ownerLocks) close() {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	o.closed = true
 	for owner, l := range o.held {
 		delete(o.held, owner)
 		l.file.Close() //nolint:errcheck // closing lets go of the lock

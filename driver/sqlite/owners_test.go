@@ -90,3 +90,28 @@ func TestClaimOwnersInOneProcess(t *testing.T) {
 		t.Fatalf("c claimed %d of an owner without a file, want 0 until its lease runs out", n)
 	}
 }
+
+// TestClaimOwnerNameReused: an owner whose name outlives its process (a
+// fixed Subscription.Owner) and comes back before anyone found it ended
+// is alive under its new lock, and its last run's file goes.
+func TestClaimOwnerNameReused(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "owners.db")
+	first := migrated(t, path)
+	if n := storetest.ClaimCount(t, first, "s", "w"); n != 4 {
+		t.Fatalf("w claimed %d, want 4", n)
+	}
+	first.Close() // as if killed: its file stays, unlocked
+
+	again := migrated(t, path)
+	if n := storetest.ClaimCount(t, again, "s", "w"); n != 4 {
+		t.Fatalf("w's second run claimed %d, want its 4", n)
+	}
+	other := migrated(t, path)
+	if n := storetest.ClaimCount(t, other, "s", "x"); n != 0 {
+		t.Fatalf("x claimed %d of w's partitions while w runs again, want 0", n)
+	}
+	if files, err := filepath.Glob(filepath.Join(path+"-owners", "*")); err != nil || len(files) != 2 {
+		t.Fatalf("owner files %v, %v; want the second run's and x's (the first run's removed)", files, err)
+	}
+}

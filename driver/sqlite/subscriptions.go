@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -22,17 +23,34 @@ func (d *Driver) Claim(ctx context.Context, p *driver.ClaimParams) ([]driver.Cla
 	if p.Partitions < 1 {
 		return nil, fmt.Errorf("sqlite: claim %q: %d partitions: %w", p.Subscription, p.Partitions, event.ErrPartitionsChanged)
 	}
-	d.owners.hold(p.Owner, p.Subscription)
+	var lock *string
+	if name := d.owners.hold(p.Owner, p.Subscription); name != "" {
+		lock = &name
+	}
 	var claims []driver.Claim
+	var forget []string // lock files of ended members that no membership names any more
 	err := d.InTx(ctx, func(tx *sql.Tx) error {
 		now := time.Now()
 		until := now.Add(p.Lease).UnixMicro()
-		if _, err := tx.ExecContext(ctx, `INSERT INTO subscription_members (subscription, owner, seen_until) VALUES (?, ?, ?)
-			ON CONFLICT (subscription, owner) DO UPDATE SET seen_until = excluded.seen_until`, p.Subscription, p.Owner, until); err != nil {
+		// An owner whose name outlives its process (Subscription.Owner
+		// set) may come back before anyone found its last run ended: that
+		// run's file is this row's until the upsert below.
+		var before sql.NullString
+		if err := tx.QueryRowContext(ctx, `SELECT lock FROM subscription_members WHERE subscription = ? AND owner = ?`, p.Subscription, p.Owner).Scan(&before); err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return translate(ctx, "claim", err)
 		}
-		if err := d.dropEnded(ctx, tx, p.Subscription, p.Owner); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO subscription_members (subscription, owner, seen_until, lock) VALUES (?, ?, ?, ?)
+			ON CONFLICT (subscription, owner) DO UPDATE SET seen_until = excluded.seen_until, lock = excluded.lock`, p.Subscription, p.Owner, until, lock); err != nil {
+			return translate(ctx, "claim", err)
+		}
+		var err error
+		if forget, err = d.dropEnded(ctx, tx, p.Subscription, p.Owner, now); err != nil {
 			return err
+		}
+		if before.Valid && (lock == nil || before.String != *lock) && d.owners.ended(before.String) {
+			if forget, err = forgettable(ctx, tx, forget, before.String); err != nil {
+				return err
+			}
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM subscription_members WHERE subscription = ? AND seen_until < ?`, p.Subscription, now.UnixMicro()); err != nil {
 			return translate(ctx, "claim", err)
@@ -73,48 +91,65 @@ func (d *Driver) Claim(ctx context.Context, p *driver.ClaimParams) ([]driver.Cla
 		}
 		return nil
 	})
-	return claims, err
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range forget {
+		d.owners.forget(name)
+	}
+	return claims, nil
 }
 
 // dropEnded ends, in tx, the membership of the subscription's other
-// members whose processes have ended, and frees their partitions; once an
-// ended owner is a member of no subscription, it removes its file.
-func (d *Driver) dropEnded(ctx context.Context, tx *sql.Tx, subscription, self string) error {
-	rows, err := tx.QueryContext(ctx, `SELECT owner FROM subscription_members WHERE subscription = ? AND owner <> ?`, subscription, self)
+// members whose processes have ended (see ownerLocks), and frees their
+// partitions. It returns the lock files that no membership names any
+// more, to remove once tx has committed.
+func (d *Driver) dropEnded(ctx context.Context, tx *sql.Tx, subscription, self string, now time.Time) ([]string, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT owner, lock FROM subscription_members WHERE subscription = ? AND owner <> ? AND lock IS NOT NULL`, subscription, self)
 	if err != nil {
-		return translate(ctx, "claim", err)
+		return nil, translate(ctx, "claim", err)
 	}
-	var ended []string
+	type member struct{ owner, lock string }
+	var ended []member
 	for rows.Next() {
-		var owner string
-		if err := rows.Scan(&owner); err != nil {
+		var m member
+		if err := rows.Scan(&m.owner, &m.lock); err != nil {
 			rows.Close() //nolint:errcheck // the scan error is the one to report
-			return translate(ctx, "claim", err)
+			return nil, translate(ctx, "claim", err)
 		}
-		if d.owners.ended(owner) {
-			ended = append(ended, owner)
+		if d.owners.ended(m.lock) {
+			ended = append(ended, m)
 		}
 	}
 	if err := rows.Close(); err != nil {
-		return translate(ctx, "claim", err)
+		return nil, translate(ctx, "claim", err)
 	}
-	for _, owner := range ended {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM subscription_members WHERE subscription = ? AND owner = ?`, subscription, owner); err != nil {
-			return translate(ctx, "claim", err)
+	var forget []string
+	for _, m := range ended {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM subscription_members WHERE subscription = ? AND owner = ?`, subscription, m.owner); err != nil {
+			return nil, translate(ctx, "claim", err)
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE subscription_partitions SET owner = NULL, lease_until = NULL, updated_at = ? WHERE subscription = ? AND owner = ?`,
-			time.Now().UnixMicro(), subscription, owner); err != nil {
-			return translate(ctx, "claim", err)
+			now.UnixMicro(), subscription, m.owner); err != nil {
+			return nil, translate(ctx, "claim", err)
 		}
-		var memberships int
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM subscription_members WHERE owner = ?`, owner).Scan(&memberships); err != nil {
-			return translate(ctx, "claim", err)
-		}
-		if memberships == 0 {
-			d.owners.forget(owner)
+		if forget, err = forgettable(ctx, tx, forget, m.lock); err != nil {
+			return nil, err
 		}
 	}
-	return nil
+	return forget, nil
+}
+
+// forgettable appends lock to forget if no membership names it in tx.
+func forgettable(ctx context.Context, tx *sql.Tx, forget []string, lock string) ([]string, error) {
+	var named int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM subscription_members WHERE lock = ?`, lock).Scan(&named); err != nil {
+		return nil, translate(ctx, "claim", err)
+	}
+	if named == 0 {
+		forget = append(forget, lock)
+	}
+	return forget, nil
 }
 
 type partitionRow struct {
