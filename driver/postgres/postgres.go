@@ -151,6 +151,19 @@ type Driver struct {
 	listening bool
 	session   atomic.Pointer[session] // the listener's backend while it is connected
 	ownTx     sync.Map                // the pgx.Tx values begun by InTx and not yet ended
+
+	relistenMu      sync.Mutex
+	stopListening   context.CancelFunc // ends the listener's connection, see relisten
+	sessionsVisible atomic.Int32       // 0 not asked yet, 1 this role reads pg_stat_activity, 2 it may not
+}
+
+// relisten ends the listener's connection; runListener connects again.
+func (d *Driver) relisten() {
+	d.relistenMu.Lock()
+	defer d.relistenMu.Unlock()
+	if d.stopListening != nil {
+		d.stopListening()
+	}
 }
 
 // session names a server backend: its pid and start time.
@@ -390,18 +403,26 @@ func (d *Driver) listen() error {
 		return err
 	}
 	// The listener's backend vouches for this process's subscription
-	// members (see Claim): it lives exactly as long as the process, or
-	// until the connection is lost.
+	// members (see Claim): the kernel closes a process's sockets however
+	// it ends, and the backend ends with its connection. (A host that
+	// crashes, or a network that splits, leaves it until the server's TCP
+	// keepalive notices; the lease covers that.) A role that may not read
+	// pg_stat_activity goes without: its members keep the lease rule. A
+	// pooler in transaction mode breaks LISTEN, and this with it.
 	var s session
-	if err := conn.QueryRow(d.stopped, `SELECT pid, backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()`).Scan(&s.pid, &s.start); err != nil {
-		return err
+	if err := conn.QueryRow(d.stopped, `SELECT pid, backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()`).Scan(&s.pid, &s.start); err == nil {
+		d.session.Store(&s)
+		defer d.session.Store(nil)
 	}
-	d.session.Store(&s)
-	defer d.session.Store(nil)
+	listening, stop := context.WithCancel(d.stopped)
+	defer stop()
+	d.relistenMu.Lock()
+	d.stopListening = stop
+	d.relistenMu.Unlock()
 	d.changed.Broadcast() // anything committed before LISTEN took effect
 	d.wakeMembers()
 	for {
-		n, err := conn.WaitForNotification(d.stopped)
+		n, err := conn.WaitForNotification(listening)
 		if err != nil {
 			return err
 		}

@@ -44,28 +44,39 @@ func (d *Driver) Claim(ctx context.Context, p *driver.ClaimParams) ([]driver.Cla
 			}
 			return fmt.Errorf("postgres: subscription %q has %d partitions, asked for %d: %w", p.Subscription, have, p.Partitions, event.ErrPartitionsChanged)
 		}
+		// The listener's session vouches for this process's members (see
+		// listen); nil while it is not connected, or where this role
+		// cannot read pg_stat_activity.
+		session := d.session.Load()
 		// xmax is 0 in a row version this statement inserted, not updated.
-		var joined bool
-		var pid *int32
-		var start *time.Time
-		if s := d.session.Load(); s != nil {
-			pid, start = &s.pid, &s.start
-		}
-		if err := tx.QueryRow(ctx, d.query(`INSERT INTO {schema}.subscription_members (subscription, owner, seen_until, session_pid, session_start) VALUES ($1, $2, $3, $4, $5)
-			ON CONFLICT (subscription, owner) DO UPDATE SET seen_until = excluded.seen_until, session_pid = excluded.session_pid, session_start = excluded.session_start
-			RETURNING xmax = 0`), p.Subscription, p.Owner, until, pid, start).Scan(&joined); err != nil {
+		var joined, vouched bool
+		upsert, args := d.memberUpsert(p, until, session)
+		if err := tx.QueryRow(ctx, upsert, args...).Scan(&joined, &vouched); err != nil {
 			return translate(ctx, "claim", err)
 		}
+		if session != nil && !vouched {
+			// The listener's backend has gone while its connection looks
+			// open (half-open, after a failover): connect it again; the
+			// next claim is vouched for.
+			d.relisten()
+		}
 		// A member whose session has ended belongs to a process that ended
-		// (or lost its connection: it claims again when it reconnects). Its
-		// partitions are free now. backend_start is NULL for another role's
-		// backends where this one may not see it: the pid alone then.
-		ended, err := d.dropEnded(ctx, tx, p.Subscription, p.Owner, now)
+		// (or lost its listener: it claims again once it has reconnected).
+		// Its partitions are free now. The server's view of the backends
+		// is taken at its first use in tx, after the partitions were
+		// locked.
+		seen, err := d.seesSessions(ctx, tx)
 		if err != nil {
 			return err
 		}
-		for _, part := range ended {
-			rows[part].Owner, rows[part].LeaseUntil = "", time.Time{}
+		var ended []int
+		if seen {
+			if ended, err = d.dropEnded(ctx, tx, p.Subscription, p.Owner, now); err != nil {
+				return err
+			}
+			for _, part := range ended {
+				rows[part].Owner, rows[part].LeaseUntil = "", time.Time{}
+			}
 		}
 		gone, err := tx.Exec(ctx, d.query(`DELETE FROM {schema}.subscription_members WHERE subscription = $1 AND seen_until < $2`), p.Subscription, now)
 		if err != nil {
@@ -100,9 +111,51 @@ func (d *Driver) Claim(ctx context.Context, p *driver.ClaimParams) ([]driver.Cla
 	return claims, nil
 }
 
+// seesSessions reports whether this role may read pg_stat_activity, where
+// members' sessions are looked up; asked once. Without it, members keep
+// the lease rule.
+func (d *Driver) seesSessions(ctx context.Context, tx pgx.Tx) (bool, error) {
+	switch d.sessionsVisible.Load() {
+	case 1:
+		return true, nil
+	case 2:
+		return false, nil
+	}
+	var ok bool
+	if err := tx.QueryRow(ctx, `SELECT has_table_privilege('pg_catalog.pg_stat_activity', 'SELECT')`).Scan(&ok); err != nil {
+		return false, translate(ctx, "claim", err)
+	}
+	if ok {
+		d.sessionsVisible.Store(1)
+	} else {
+		d.sessionsVisible.Store(2)
+	}
+	return ok, nil
+}
+
+// memberUpsert is the statement that records owner as a member until
+// until, with the session that vouches for it: session if its backend is
+// there, else none. It returns whether the member joined, and whether a
+// session vouches for it.
+func (d *Driver) memberUpsert(p *driver.ClaimParams, until time.Time, s *session) (string, []any) {
+	if s == nil {
+		return d.query(`INSERT INTO {schema}.subscription_members (subscription, owner, seen_until) VALUES ($1, $2, $3)
+			ON CONFLICT (subscription, owner) DO UPDATE SET seen_until = excluded.seen_until, session_pid = NULL, session_start = NULL
+			RETURNING xmax = 0, false`), []any{p.Subscription, p.Owner, until}
+	}
+	return d.query(`INSERT INTO {schema}.subscription_members (subscription, owner, seen_until, session_pid, session_start)
+			SELECT $1, $2, $3, a.pid, a.backend_start
+			FROM (VALUES (1)) AS one LEFT JOIN pg_stat_activity a ON a.pid = $4 AND a.backend_start = $5
+			ON CONFLICT (subscription, owner) DO UPDATE
+			SET seen_until = excluded.seen_until, session_pid = excluded.session_pid, session_start = excluded.session_start
+			RETURNING xmax = 0, session_pid IS NOT NULL`), []any{p.Subscription, p.Owner, until, s.pid, s.start}
+}
+
 // dropEnded ends, in tx, the membership of the subscription's other
 // members whose sessions have ended, and frees their partitions. It
-// returns the partitions freed; non-nil when a member ended.
+// returns the partitions freed; non-nil when a member ended. backend_start
+// is NULL for another role's backends where this role may not see it: the
+// pid alone says then.
 func (d *Driver) dropEnded(ctx context.Context, tx pgx.Tx, subscription, self string, now time.Time) ([]int, error) {
 	rows, err := tx.Query(ctx, d.query(`DELETE FROM {schema}.subscription_members m
 		WHERE m.subscription = $1 AND m.owner <> $2 AND m.session_pid IS NOT NULL
@@ -175,15 +228,16 @@ func (d *Driver) Release(ctx context.Context, p *driver.ReleaseParams) error {
 		partitions = []int{} // NULL would match nothing
 	}
 	return pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
-		if len(partitions) == 0 {
-			if _, err := tx.Exec(ctx, d.query(`DELETE FROM {schema}.subscription_members WHERE subscription = $1 AND owner = $2`), p.Subscription, p.Owner); err != nil {
-				return translate(ctx, "release", err)
-			}
-		}
+		// Partitions first, then members: the order Claim locks them in.
 		tag, err := tx.Exec(ctx, d.query(`UPDATE {schema}.subscription_partitions SET owner = NULL, lease_until = NULL, updated_at = clock_timestamp()
 			WHERE subscription = $1 AND owner = $2 AND (cardinality($3::int[]) = 0 OR partition = ANY($3))`), p.Subscription, p.Owner, partitions)
 		if err != nil {
 			return translate(ctx, "release", err)
+		}
+		if len(partitions) == 0 {
+			if _, err := tx.Exec(ctx, d.query(`DELETE FROM {schema}.subscription_members WHERE subscription = $1 AND owner = $2`), p.Subscription, p.Owner); err != nil {
+				return translate(ctx, "release", err)
+			}
 		}
 		if tag.RowsAffected() > 0 {
 			return d.notifyMembers(ctx, tx, p.Subscription)
