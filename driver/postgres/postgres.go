@@ -375,15 +375,19 @@ func (d *Driver) Close() error {
 // the subscribers' claim loops). After a lost connection it reconnects and
 // wakes them anyway, since notifications may have been missed meanwhile.
 func (d *Driver) runListener() {
-	backoff := 50 * time.Millisecond
+	const firstBackoff = 50 * time.Millisecond
+	backoff := firstBackoff
 	for d.stopped.Err() == nil {
-		err := d.listen()
+		listened, err := d.listen()
 		d.changed.Broadcast()
 		d.wakeMembers()
 		if d.stopped.Err() != nil {
 			return
 		}
 		_ = err // the poll interval covers the time without a listener
+		if listened {
+			backoff = firstBackoff // a connection lost, not a server still down
+		}
 		select {
 		case <-d.stopped.Done():
 			return
@@ -393,14 +397,16 @@ func (d *Driver) runListener() {
 	}
 }
 
-func (d *Driver) listen() error {
+// listen holds the listener's connection until it fails or the driver
+// stops; listened reports that it got as far as LISTEN.
+func (d *Driver) listen() (listened bool, err error) {
 	conn, err := pgx.ConnectConfig(d.stopped, d.pool.Config().ConnConfig.Copy())
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer conn.Close(context.Background())
 	if _, err := conn.Exec(d.stopped, "LISTEN "+pgx.Identifier{d.sql.channel}.Sanitize()); err != nil {
-		return err
+		return false, err
 	}
 	// The listener's backend vouches for this process's subscription
 	// members (see Claim): the kernel closes a process's sockets however
@@ -424,7 +430,7 @@ func (d *Driver) listen() error {
 	for {
 		n, err := conn.WaitForNotification(listening)
 		if err != nil {
-			return err
+			return true, err
 		}
 		if subscription, ok := strings.CutPrefix(n.Payload, membersPrefix); ok {
 			d.membersOf(subscription).Broadcast()

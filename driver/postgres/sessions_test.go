@@ -92,3 +92,43 @@ func TestClaimOwnersInOneProcess(t *testing.T) {
 		t.Fatalf("b claimed %d of an owner without a session, want 0 until its lease runs out", n)
 	}
 }
+
+// TestClaimAfterListenerLost: a process whose listener's backend is
+// terminated connects it again, and its claims are vouched for by the new
+// session.
+func TestClaimAfterListenerLost(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	a, err := postgres.Open(ctx, pgtest.URL(), &postgres.Config{Schema: b.schema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	a.MembersChanged(ctx, "s")
+	session := func() (pid *int32) {
+		t.Helper()
+		if err := b.pool.QueryRow(ctx, `SELECT session_pid FROM `+pgx.Identifier{b.schema, "subscription_members"}.Sanitize()+
+			` WHERE owner = 'a'`).Scan(&pid); err != nil {
+			t.Fatal(err)
+		}
+		return pid
+	}
+	vouchedBy := func(differentFrom int32) int32 {
+		t.Helper()
+		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			storetest.ClaimCount(t, a, "s", "a")
+			if pid := session(); pid != nil && *pid != differentFrom {
+				return *pid
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("no new session vouches for a after 20 s")
+			}
+		}
+	}
+	first := vouchedBy(0)
+	if _, err := b.pool.Exec(ctx, `SELECT pg_terminate_backend($1)`, first); err != nil {
+		t.Fatal(err)
+	}
+	vouchedBy(first)
+}
