@@ -84,7 +84,14 @@ func (o *ownerLocks) letGo(owner, subscription string) {
 		delete(o.held, owner)
 		os.Remove(l.file.Name()) //nolint:errcheck // a file left behind is removed by the next claim that finds it
 		l.file.Close()           //nolint:errcheck // closing lets go of the lock
+		o.tidy()
 	}
+}
+
+// tidy removes the directory once it is empty. A driver that creates its
+// file in it meanwhile fails to, and locks one at its next claim.
+func (o *ownerLocks) tidy() {
+	os.Remove(o.dir) //nolint:errcheck // not empty: another member's file is there
 }
 
 // ended reports whether the member whose lock is the file name has ended:
@@ -107,6 +114,7 @@ func (o *ownerLocks) ended(name string) bool {
 // names it. Nobody locks it again: its name was its driver's alone.
 func (o *ownerLocks) forget(name string) {
 	os.Remove(filepath.Join(o.dir, name)) //nolint:errcheck // left for a later claim
+	o.tidy()
 }
 
 // close lets go of every lock this driver holds, and takes no more. It

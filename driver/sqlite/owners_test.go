@@ -2,11 +2,14 @@ package sqlite_test
 
 import (
 	"context"
+	"errors"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
 
+	"github.com/rawevents/rawevents/driver"
 	"github.com/rawevents/rawevents/driver/sqlite"
 	"github.com/rawevents/rawevents/storetest"
 )
@@ -88,6 +91,12 @@ func TestClaimOwnersInOneProcess(t *testing.T) {
 	b.Close()
 	if n := storetest.ClaimCount(t, c, "s", "c"); n != 0 {
 		t.Fatalf("c claimed %d of an owner without a file, want 0 until its lease runs out", n)
+	}
+	if err := c.Release(context.Background(), &driver.ReleaseParams{Subscription: "s", Owner: "c"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path + "-owners"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the owners' directory after the last member left: %v, want it gone", err)
 	}
 }
 
