@@ -168,6 +168,10 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 	}
 	backfilled := time.Since(started)
 	if err := stages(ctx, out, base, started, backfilled); err != nil {
+		if ctx.Err() != nil { // Ctrl-C while the pipeline catches up: a stop, not a failure
+			fmt.Fprintln(out, "stopping while the pipeline catches up. Run the same command to carry on, --fresh to start over.")
+			return stop()
+		}
 		return errors.Join(err, stop())
 	}
 
