@@ -44,6 +44,19 @@ func TestOwnerEnded(t *testing.T) {
 	storetest.TestOwnerEnded(t, b.driver, child, nil)
 }
 
+// listening opens another driver on schema, as another process would, and
+// starts its listener, whose session vouches for its members.
+func listening(t *testing.T, schema string) *postgres.Driver {
+	t.Helper()
+	d, err := postgres.Open(context.Background(), pgtest.URL(), &postgres.Config{Schema: schema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	d.MembersChanged(context.Background(), "s")
+	return d
+}
+
 // TestClaimOwnersInOneProcess: a driver's owners keep their partitions
 // from another driver's while its listener is connected; a closed
 // driver's owner loses them; an owner without a session (a process of an
@@ -53,12 +66,7 @@ func TestClaimOwnersInOneProcess(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	b := setup(t)
-	a, err := postgres.Open(ctx, pgtest.URL(), &postgres.Config{Schema: b.schema})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
-	a.MembersChanged(ctx, "s")
+	a := listening(t, b.schema)
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		if n := storetest.ClaimCount(t, a, "s", "a"); n != 4 {
 			t.Fatalf("a claimed %d, want 4", n)
@@ -100,12 +108,7 @@ func TestClaimAfterListenerLost(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	b := setup(t)
-	a, err := postgres.Open(ctx, pgtest.URL(), &postgres.Config{Schema: b.schema})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
-	a.MembersChanged(ctx, "s")
+	a := listening(t, b.schema)
 	session := func() (pid *int32) {
 		t.Helper()
 		if err := b.pool.QueryRow(ctx, `SELECT session_pid FROM `+pgx.Identifier{b.schema, "subscription_members"}.Sanitize()+
