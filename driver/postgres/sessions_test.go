@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"net/url"
 	"os"
 	"os/exec"
 	"testing"
@@ -134,4 +135,63 @@ func TestClaimAfterListenerLost(t *testing.T) {
 		t.Fatal(err)
 	}
 	vouchedBy(first)
+}
+
+// TestClaimOtherRole: a role that may not see another role's backend
+// start times trusts the pid alone: a live member of another role keeps
+// its partitions, and once its backend has gone they are taken.
+func TestClaimOtherRole(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	const role = "rawevents_test_other"
+	if _, err := b.pool.Exec(ctx, `DO $$ BEGIN
+		IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '`+role+`') THEN CREATE ROLE `+role+` LOGIN; END IF;
+		END $$`); err != nil {
+		var exists bool
+		if b.pool.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = $1)`, role).Scan(&exists); !exists {
+			pgtest.SkipOrFail(t, "create a second role: "+err.Error())
+		}
+	}
+	schema := pgx.Identifier{b.schema}.Sanitize()
+	if _, err := b.pool.Exec(ctx, `GRANT USAGE ON SCHEMA `+schema+` TO `+role+`;
+		GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA `+schema+` TO `+role); err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(pgtest.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.User(role)
+	other, err := postgres.Open(ctx, u.String(), &postgres.Config{Schema: b.schema})
+	if err != nil {
+		pgtest.SkipOrFail(t, "connect as a second role: "+err.Error())
+	}
+	t.Cleanup(func() { other.Close() })
+
+	a := listening(t, b.schema)
+	var pid int32
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		storetest.ClaimCount(t, a, "s", "a")
+		var p *int32
+		if err := b.pool.QueryRow(ctx, `SELECT session_pid FROM `+pgx.Identifier{b.schema, "subscription_members"}.Sanitize()+` WHERE owner = 'a'`).Scan(&p); err != nil {
+			t.Fatal(err)
+		}
+		if p != nil {
+			pid = *p
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a's membership carries no session after 20 s")
+		}
+	}
+	var hidden bool
+	if err := other.Pool().QueryRow(ctx, `SELECT backend_start IS NULL FROM pg_stat_activity WHERE pid = $1`, pid).Scan(&hidden); err != nil || !hidden {
+		t.Fatalf("the second role sees a's backend start (%v, %v): the test tests nothing", hidden, err)
+	}
+	if n := storetest.ClaimCount(t, other, "s", "o"); n != 0 {
+		t.Fatalf("another role claimed %d of a live owner's partitions, want 0", n)
+	}
+	a.Close()
+	storetest.ClaimEventually(t, other, "s", "o", 4)
 }
