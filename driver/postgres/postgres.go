@@ -141,26 +141,26 @@ type Driver struct {
 	queries    sync.Map // query text with placeholders -> rendered, see query
 	migrations []migration.Migration
 
-	changed   signal.Broadcaster
-	members   sync.Map      // subscription name -> *signal.Broadcaster, see MembersChanged
-	notify    chan struct{} // kicks the post-commit notifier
-	stop      context.CancelFunc
-	stopped   context.Context
-	wg        sync.WaitGroup
-	listenMu  sync.Mutex
-	listening bool
-	session   atomic.Pointer[session] // the listener's backend while it is connected
-	ownTx     sync.Map                // the pgx.Tx values begun by InTx and not yet ended
-
-	relistenMu      sync.Mutex
-	stopListening   context.CancelFunc // ends the listener's connection, see relisten
-	sessionsVisible atomic.Int32       // 0 not asked yet, 1 this role reads pg_stat_activity, 2 it may not
+	changed       signal.Broadcaster
+	members       sync.Map      // subscription name -> *signal.Broadcaster, see MembersChanged
+	notify        chan struct{} // kicks the post-commit notifier
+	stop          context.CancelFunc
+	stopped       context.Context
+	wg            sync.WaitGroup
+	listenMu      sync.Mutex
+	listening     bool
+	stopListening context.CancelFunc      // ends the listener's connection, see relisten
+	session       atomic.Pointer[session] // the listener's backend while it is connected
+	ownTx         sync.Map                // the pgx.Tx values begun by InTx and not yet ended
+	// sessionsVisible is 0 before Claim has asked, 1 when this role may
+	// read pg_stat_activity, 2 when it may not.
+	sessionsVisible atomic.Int32
 }
 
 // relisten ends the listener's connection; runListener connects again.
 func (d *Driver) relisten() {
-	d.relistenMu.Lock()
-	defer d.relistenMu.Unlock()
+	d.listenMu.Lock()
+	defer d.listenMu.Unlock()
 	if d.stopListening != nil {
 		d.stopListening()
 	}
@@ -422,9 +422,9 @@ func (d *Driver) listen() (listened bool, err error) {
 	}
 	listening, stop := context.WithCancel(d.stopped)
 	defer stop()
-	d.relistenMu.Lock()
+	d.listenMu.Lock()
 	d.stopListening = stop
-	d.relistenMu.Unlock()
+	d.listenMu.Unlock()
 	d.changed.Broadcast() // anything committed before LISTEN took effect
 	d.wakeMembers()
 	for {

@@ -35,6 +35,30 @@ func vouched(ctx context.Context, d *postgres.Driver, owner string, n int) (bool
 	return got == n, err
 }
 
+// claimUntilVouched claims subscription "s" for owner on d until a
+// session other than the one with pid not vouches for the membership, for
+// at most 20 s, and returns that session's pid. Each claim must get all 4
+// partitions.
+func claimUntilVouched(t *testing.T, d *postgres.Driver, owner string, not int32) int32 {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if n := storetest.ClaimCount(t, d, "s", owner); n != 4 {
+			t.Fatalf("%s claimed %d, want 4", owner, n)
+		}
+		var pid *int32
+		if err := d.Pool().QueryRow(context.Background(), `SELECT session_pid FROM `+pgx.Identifier{d.Schema(), "subscription_members"}.Sanitize()+
+			` WHERE subscription = 's' AND owner = $1`, owner).Scan(&pid); err != nil {
+			t.Fatal(err)
+		}
+		if pid != nil && *pid != not {
+			return *pid
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no new session vouches for %s after 20 s", owner)
+		}
+	}
+}
+
 // TestOwnerEnded: the partitions of a process killed with SIGKILL are
 // taken at the next claim once its listener's backend has gone.
 func TestOwnerEnded(t *testing.T) {
@@ -68,21 +92,7 @@ func TestClaimOwnersInOneProcess(t *testing.T) {
 	ctx := context.Background()
 	b := setup(t)
 	a := listening(t, b.schema)
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if n := storetest.ClaimCount(t, a, "s", "a"); n != 4 {
-			t.Fatalf("a claimed %d, want 4", n)
-		}
-		ok, err := vouched(ctx, a, "a", 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if ok {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("a's membership carries no session after 20 s")
-		}
-	}
+	claimUntilVouched(t, a, "a", 0)
 	if n := storetest.ClaimCount(t, b.driver, "s", "b"); n != 0 {
 		t.Fatalf("b claimed %d of a live owner's partitions, want 0", n)
 	}
@@ -110,31 +120,11 @@ func TestClaimAfterListenerLost(t *testing.T) {
 	ctx := context.Background()
 	b := setup(t)
 	a := listening(t, b.schema)
-	session := func() (pid *int32) {
-		t.Helper()
-		if err := b.pool.QueryRow(ctx, `SELECT session_pid FROM `+pgx.Identifier{b.schema, "subscription_members"}.Sanitize()+
-			` WHERE owner = 'a'`).Scan(&pid); err != nil {
-			t.Fatal(err)
-		}
-		return pid
-	}
-	vouchedBy := func(differentFrom int32) int32 {
-		t.Helper()
-		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-			storetest.ClaimCount(t, a, "s", "a")
-			if pid := session(); pid != nil && *pid != differentFrom {
-				return *pid
-			}
-			if time.Now().After(deadline) {
-				t.Fatal("no new session vouches for a after 20 s")
-			}
-		}
-	}
-	first := vouchedBy(0)
+	first := claimUntilVouched(t, a, "a", 0)
 	if _, err := b.pool.Exec(ctx, `SELECT pg_terminate_backend($1)`, first); err != nil {
 		t.Fatal(err)
 	}
-	vouchedBy(first)
+	claimUntilVouched(t, a, "a", first)
 }
 
 // TestClaimOtherRole: a role that may not see another role's backend
@@ -170,21 +160,7 @@ func TestClaimOtherRole(t *testing.T) {
 	t.Cleanup(func() { other.Close() })
 
 	a := listening(t, b.schema)
-	var pid int32
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		storetest.ClaimCount(t, a, "s", "a")
-		var p *int32
-		if err := b.pool.QueryRow(ctx, `SELECT session_pid FROM `+pgx.Identifier{b.schema, "subscription_members"}.Sanitize()+` WHERE owner = 'a'`).Scan(&p); err != nil {
-			t.Fatal(err)
-		}
-		if p != nil {
-			pid = *p
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("a's membership carries no session after 20 s")
-		}
-	}
+	pid := claimUntilVouched(t, a, "a", 0)
 	var hidden bool
 	if err := other.Pool().QueryRow(ctx, `SELECT backend_start IS NULL FROM pg_stat_activity WHERE pid = $1`, pid).Scan(&hidden); err != nil || !hidden {
 		t.Fatalf("the second role sees a's backend start (%v, %v): the test tests nothing", hidden, err)

@@ -47,14 +47,14 @@ func (d *Driver) Claim(ctx context.Context, p *driver.ClaimParams) ([]driver.Cla
 		// The listener's session vouches for this process's members (see
 		// listen); nil while it is not connected, or where this role
 		// cannot read pg_stat_activity.
-		session := d.session.Load()
+		own := d.session.Load()
 		// xmax is 0 in a row version this statement inserted, not updated.
 		var joined, vouched bool
-		upsert, args := d.memberUpsert(p, until, session)
+		upsert, args := d.memberUpsert(p, until, own)
 		if err := tx.QueryRow(ctx, upsert, args...).Scan(&joined, &vouched); err != nil {
 			return translate(ctx, "claim", err)
 		}
-		if session != nil && !vouched {
+		if own != nil && !vouched {
 			// The listener's backend has gone while its connection looks
 			// open (half-open, after a failover): connect it again; the
 			// next claim is vouched for.
@@ -69,12 +69,13 @@ func (d *Driver) Claim(ctx context.Context, p *driver.ClaimParams) ([]driver.Cla
 		if err != nil {
 			return err
 		}
-		var ended []int
+		ended := false
 		if seen {
-			if ended, err = d.dropEnded(ctx, tx, p.Subscription, p.Owner, now); err != nil {
+			var freed []int
+			if freed, ended, err = d.dropEnded(ctx, tx, p.Subscription, p.Owner, now); err != nil {
 				return err
 			}
-			for _, part := range ended {
+			for _, part := range freed {
 				rows[part].Owner, rows[part].LeaseUntil = "", time.Time{}
 			}
 		}
@@ -100,7 +101,7 @@ func (d *Driver) Claim(ctx context.Context, p *driver.ClaimParams) ([]driver.Cla
 		}
 		// Others must share again when a member joined or lapsed, or this
 		// one gave partitions up.
-		if joined || gone.RowsAffected() > 0 || ended != nil || len(drop) > 0 {
+		if joined || gone.RowsAffected() > 0 || ended || len(drop) > 0 {
 			return d.notifyMembers(ctx, tx, p.Subscription)
 		}
 		return nil
@@ -153,32 +154,29 @@ func (d *Driver) memberUpsert(p *driver.ClaimParams, until time.Time, s *session
 
 // dropEnded ends, in tx, the membership of the subscription's other
 // members whose sessions have ended, and frees their partitions. It
-// returns the partitions freed; non-nil when a member ended. backend_start
+// returns the partitions freed, and whether a member ended. backend_start
 // is NULL for another role's backends where this role may not see it: the
 // pid alone says then.
-func (d *Driver) dropEnded(ctx context.Context, tx pgx.Tx, subscription, self string, now time.Time) ([]int, error) {
+func (d *Driver) dropEnded(ctx context.Context, tx pgx.Tx, subscription, self string, now time.Time) ([]int, bool, error) {
 	rows, err := tx.Query(ctx, d.query(`DELETE FROM {schema}.subscription_members m
 		WHERE m.subscription = $1 AND m.owner <> $2 AND m.session_pid IS NOT NULL
 		AND NOT EXISTS (SELECT FROM pg_stat_activity a
 			WHERE a.pid = m.session_pid AND coalesce(a.backend_start = m.session_start, true))
 		RETURNING m.owner`), subscription, self)
 	if err != nil {
-		return nil, translate(ctx, "claim", err)
+		return nil, false, translate(ctx, "claim", err)
 	}
 	owners, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil || len(owners) == 0 {
-		return nil, translate(ctx, "claim", err)
+		return nil, false, translate(ctx, "claim", err)
 	}
 	rows, err = tx.Query(ctx, d.query(`UPDATE {schema}.subscription_partitions SET owner = NULL, lease_until = NULL, updated_at = $3
 		WHERE subscription = $1 AND owner = ANY($2) RETURNING partition`), subscription, owners, now)
 	if err != nil {
-		return nil, translate(ctx, "claim", err)
+		return nil, false, translate(ctx, "claim", err)
 	}
 	freed, err := pgx.CollectRows(rows, pgx.RowTo[int])
-	if err != nil {
-		return nil, translate(ctx, "claim", err)
-	}
-	return append([]int{}, freed...), nil
+	return freed, true, translate(ctx, "claim", err)
 }
 
 type partitionRow struct {
