@@ -42,32 +42,34 @@ func newOwnerLocks(dbPath string) *ownerLocks {
 
 // hold returns the name of the file this driver holds locked for owner,
 // taking a new one if it holds none, before owner becomes a member of
+// subscription, and whether this is the first time it holds it for that
 // subscription. It returns "" where it cannot lock one (no flock, a
 // read-only directory, a closed driver): the member is left to its lease.
-func (o *ownerLocks) hold(owner, subscription string) string {
+func (o *ownerLocks) hold(owner, subscription string) (name string, first bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if l, ok := o.held[owner]; ok {
+		first = !l.subscriptions[subscription]
 		l.subscriptions[subscription] = true
-		return l.name
+		return l.name, first
 	}
 	if !canLock || o.closed || os.MkdirAll(o.dir, 0o755) != nil {
-		return ""
+		return "", false
 	}
 	var b [16]byte
 	rand.Read(b[:]) //nolint:errcheck // never fails
-	name := hex.EncodeToString(b[:])
+	name = hex.EncodeToString(b[:])
 	f, err := os.OpenFile(filepath.Join(o.dir, name), os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
-		return ""
+		return "", false
 	}
 	if !tryLock(f) {
 		f.Close()           //nolint:errcheck // read-only
 		os.Remove(f.Name()) //nolint:errcheck // nobody names it
-		return ""
+		return "", false
 	}
 	o.held[owner] = &ownerLock{name: name, file: f, subscriptions: map[string]bool{subscription: true}}
-	return name
+	return name, true
 }
 
 // letGo records that owner left subscription; after its last one, it

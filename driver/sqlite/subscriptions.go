@@ -24,7 +24,8 @@ func (d *Driver) Claim(ctx context.Context, p *driver.ClaimParams) ([]driver.Cla
 		return nil, fmt.Errorf("sqlite: claim %q: %d partitions: %w", p.Subscription, p.Partitions, event.ErrPartitionsChanged)
 	}
 	var lock *string
-	if name := d.owners.hold(p.Owner, p.Subscription); name != "" {
+	name, first := d.owners.hold(p.Owner, p.Subscription)
+	if name != "" {
 		lock = &name
 	}
 	var claims []driver.Claim
@@ -34,10 +35,14 @@ func (d *Driver) Claim(ctx context.Context, p *driver.ClaimParams) ([]driver.Cla
 		until := now.Add(p.Lease).UnixMicro()
 		// An owner whose name outlives its process (Subscription.Owner
 		// set) may come back before anyone found its last run ended: that
-		// run's file is this row's until the upsert below.
+		// run's file is this row's until the upsert below. Only a lock
+		// this driver holds for the subscription for the first time can
+		// replace another.
 		var before sql.NullString
-		if err := tx.QueryRowContext(ctx, `SELECT lock FROM subscription_members WHERE subscription = ? AND owner = ?`, p.Subscription, p.Owner).Scan(&before); err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return translate(ctx, "claim", err)
+		if first {
+			if err := tx.QueryRowContext(ctx, `SELECT lock FROM subscription_members WHERE subscription = ? AND owner = ?`, p.Subscription, p.Owner).Scan(&before); err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return translate(ctx, "claim", err)
+			}
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO subscription_members (subscription, owner, seen_until, lock) VALUES (?, ?, ?, ?)
 			ON CONFLICT (subscription, owner) DO UPDATE SET seen_until = excluded.seen_until, lock = excluded.lock`, p.Subscription, p.Owner, until, lock); err != nil {
@@ -47,7 +52,7 @@ func (d *Driver) Claim(ctx context.Context, p *driver.ClaimParams) ([]driver.Cla
 		if forget, err = d.dropEnded(ctx, tx, p.Subscription, p.Owner, now); err != nil {
 			return err
 		}
-		if before.Valid && (lock == nil || before.String != *lock) && d.owners.ended(before.String) {
+		if before.Valid && before.String != name && d.owners.ended(before.String) {
 			if forget, err = forgettable(ctx, tx, forget, before.String); err != nil {
 				return err
 			}
