@@ -1,11 +1,18 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -92,5 +99,57 @@ func TestBenchIngestValidate(t *testing.T) {
 		if !strings.Contains(res.err.Error(), want) {
 			t.Errorf("error %q does not say %q", res.err, want)
 		}
+	}
+}
+
+// TestBenchConn checks the load generator's connection: it keeps one
+// connection for many requests, reads a failure's answer, and opens a new
+// connection when the server closes the one it had.
+func TestBenchConn(t *testing.T) {
+	t.Parallel()
+	var conns atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		switch string(body) {
+		case "bad":
+			http.Error(w, "bad  request\nbody", http.StatusBadRequest)
+		case "bye":
+			w.Header().Set("Connection", "close")
+		default:
+			if r.Header.Get("Content-Type") != "application/cloudevents+json" || r.URL.Path != "/v1/events" {
+				http.Error(w, "wrong request", http.StatusTeapot)
+			}
+		}
+	}))
+	srv.Config.ConnState = func(_ net.Conn, state http.ConnState) {
+		if state == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	c := &benchConn{addr: srv.Listener.Addr().String(), path: "/v1/events"}
+	defer c.close()
+	for i, tt := range []struct {
+		body   string
+		status int
+		msg    string
+		conns  int32
+	}{
+		{"ok", http.StatusOK, "", 1},
+		{"ok", http.StatusOK, "", 1},
+		{"bad", http.StatusBadRequest, "bad request body", 1},
+		{"bye", http.StatusOK, "", 1},
+		{"ok", http.StatusOK, "", 2},
+	} {
+		status, msg, err := c.post(t.Context(), "application/cloudevents+json", []byte(tt.body))
+		if err != nil || status != tt.status || msg != tt.msg || conns.Load() != tt.conns {
+			t.Errorf("post %d (%s) = %d, %q, %v on %d connections; want %d, %q on %d", i, tt.body, status, msg, err, conns.Load(), tt.status, tt.msg, tt.conns)
+		}
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, _, err := c.post(ctx, "application/cloudevents+json", []byte("ok")); !errors.Is(err, context.Canceled) {
+		t.Errorf("post after cancel: %v, want context.Canceled", err)
 	}
 }
