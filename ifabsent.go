@@ -322,10 +322,59 @@ func (s *Store[TTx]) storedIn(ctx context.Context, tx TTx, pending []pendingEven
 }
 
 func (s *Store[TTx]) appendIfAbsent(ctx context.Context, tx TTx, pending []pendingEvent) ([]Outcome, error) {
+	if s.driver.AppendManyTxUndone() && keyedOnly(pending) && s.appendFirst() {
+		// Most keys are new: append at once, and look the keys up only
+		// when the unique index finds one stored (the failed append left
+		// tx as it was).
+		out, err := s.appendAbsent(ctx, tx, pending, nil, nil)
+		if !errors.Is(err, event.ErrEventIDReused) {
+			return out, err
+		}
+		// Repeats come in runs (a sender delivering its backlog again),
+		// and each costs a whole failed append: the next transactions
+		// look their keys up first.
+		s.lookFirst.Store(lookFirstAfterRepeat)
+	}
 	byKey, byID, err := s.storedIn(ctx, tx, pending)
 	if err != nil {
 		return nil, err
 	}
+	return s.appendAbsent(ctx, tx, pending, byKey, byID)
+}
+
+// lookFirstAfterRepeat is how many AppendIfAbsent transactions look their
+// keys up first after an append found one stored.
+const lookFirstAfterRepeat = 64
+
+// appendFirst reports whether an AppendIfAbsent transaction may append
+// before it looks its keys up, counting down lookFirst when not.
+func (s *Store[TTx]) appendFirst() bool {
+	for {
+		n := s.lookFirst.Load()
+		if n <= 0 {
+			return true
+		}
+		if s.lookFirst.CompareAndSwap(n, n-1) {
+			return false
+		}
+	}
+}
+
+// keyedOnly reports whether every event has a key and an id of the
+// store's choosing, so that a stored key is the only repeat there can be.
+func keyedOnly(pending []pendingEvent) bool {
+	for i := range pending {
+		if pending[i].Key == "" || pending[i].givenID {
+			return false
+		}
+	}
+	return true
+}
+
+// appendAbsent appends those of pending that are neither in byKey nor in
+// byID (the events stored already) nor repeats of an earlier one of
+// pending.
+func (s *Store[TTx]) appendAbsent(ctx context.Context, tx TTx, pending []pendingEvent, byKey map[event.StreamKey]event.Event, byID map[uuid.UUID]event.Event) ([]Outcome, error) {
 	out := make([]Outcome, len(pending))
 	written := make([]bool, len(pending))         // whether out[i] is filled in
 	first := make(map[identity]int, len(pending)) // index of an event's first occurrence

@@ -68,6 +68,10 @@ type Store[TTx any] struct {
 	driver driver.Driver[TTx]
 	config *Config
 	closed atomic.Bool
+	// lookFirst counts down the AppendIfAbsent transactions that look
+	// their keys up before they append, after an append found a key
+	// stored (see appendIfAbsent).
+	lookFirst atomic.Int32
 }
 
 // NewStore returns a Store on d. It does not migrate the database: call

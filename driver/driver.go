@@ -38,6 +38,14 @@ type Driver[TTx any] interface {
 	// a repeat. It is the only append that stores keys; the events given
 	// to Append and AppendTx have none.
 	AppendManyTx(ctx context.Context, tx TTx, params []*AppendParams) ([]*event.AppendResult, error)
+	// AppendManyTxUndone reports whether a failed AppendManyTx leaves tx
+	// as it was before the call, and usable. Then AppendIfAbsent appends
+	// events with keys before it looks the keys up, and looks them up only
+	// when the append finds one stored: a repeat costs a failed append,
+	// and a transaction in which nothing repeats does no lookup. Where a
+	// failed statement ends the transaction (PostgreSQL), it reports
+	// false and the keys are looked up first.
+	AppendManyTxUndone() bool
 	// InTx runs fn in a transaction of the driver's own and commits it if
 	// fn returns nil (rolls it back otherwise). Readers waiting in this
 	// process are woken after the commit.

@@ -205,6 +205,71 @@ func testAppendIfAbsentKeys[TTx any](t *testing.T, h *Harness[TTx]) {
 		}
 	})
 
+	t.Run("RepeatAmongMany", func(t *testing.T) {
+		// One stored key among many new ones, in a call of a few events
+		// and in one of several hundred (more than one INSERT on SQLite):
+		// the repeat reports the stored event, and the others are stored
+		// as if it had not been there, without a gap in the stream or in
+		// the log.
+		before := readAll(t, h)
+		stored, err := h.Store.AppendIfAbsent(ctx, []rawevents.StreamEvent{keyed("source-m", "150", `{"n":"first"}`), keyed("source-n", "b", `{}`)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tt := range []struct {
+			n, repeat int
+			key       func(i int) string
+			stored    event.Event
+		}{
+			{n: 3, repeat: 2, key: func(i int) string { return fmt.Sprint(i) }, stored: stored[1].Event},
+			{n: 250, repeat: 150, key: func(i int) string { return fmt.Sprint(1000 + i) }, stored: stored[0].Event},
+		} {
+			events := make([]rawevents.StreamEvent, tt.n)
+			for i := range events {
+				events[i] = keyed("source-m", tt.key(i), fmt.Sprintf(`{"n":%d}`, i))
+			}
+			events[tt.repeat] = keyed(tt.stored.StreamID, tt.stored.Key, `{"n":"again"}`)
+			// A store of its own for each call: a store that met a repeat
+			// looks the keys of its next calls up first.
+			store, err := rawevents.NewStore(ctx, h.Store.Driver(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := store.AppendIfAbsent(ctx, events)
+			if err != nil {
+				t.Fatalf("%d events: %v", tt.n, err)
+			}
+			for i, o := range out {
+				if o.Existing != (i == tt.repeat) {
+					t.Fatalf("%d events: event %d: Existing %v", tt.n, i, o.Existing)
+				}
+			}
+			if got := out[tt.repeat].Event; got.ID != tt.stored.ID || got.Position != tt.stored.Position {
+				t.Fatalf("%d events: the repeat reports %+v, want %+v", tt.n, got, tt.stored)
+			}
+		}
+		// source-m: "150", then "0" and "1" of the short call, then the
+		// long call's 249 new events.
+		stream := readStream(t, h, "source-m")
+		if len(stream) != 1+2+249 {
+			t.Fatalf("source-m holds %d events, want 252", len(stream))
+		}
+		for i, e := range stream {
+			if e.StreamVersion != int64(i+1) {
+				t.Fatalf("source-m: event %d has version %d", i, e.StreamVersion)
+			}
+		}
+		all := readAll(t, h)
+		if len(all) != len(before)+len(stream)+1 {
+			t.Fatalf("the log grew by %d events, want %d", len(all)-len(before), len(stream)+1)
+		}
+		for i := len(before); i < len(all); i++ {
+			if all[i].Position != all[i-1].Position+1 {
+				t.Fatalf("the log skips from %d to %d", all[i-1].Position, all[i].Position)
+			}
+		}
+	})
+
 	t.Run("Tx", func(t *testing.T) {
 		tx, err := h.Begin(ctx)
 		if err != nil {

@@ -73,6 +73,10 @@ func New(config *Config) (*Driver, error) {
 // whose commits it could miss.
 func (d *Driver) SupportsListenNotify() bool { return true }
 
+// AppendManyTxUndone reports false: a failed AppendManyTx keeps the
+// streams it appended before the one that failed.
+func (d *Driver) AppendManyTxUndone() bool { return false }
+
 // Changed implements driver.Driver.
 func (d *Driver) Changed(context.Context) <-chan struct{} { return d.changed.Wait() }
 

@@ -308,6 +308,10 @@ func (d *Driver) Schema() string { return d.config.Schema }
 // SupportsListenNotify reports true: appends from any process wake readers.
 func (d *Driver) SupportsListenNotify() bool { return true }
 
+// AppendManyTxUndone reports false: a failed statement ends a
+// PostgreSQL transaction.
+func (d *Driver) AppendManyTxUndone() bool { return false }
+
 // PollInterval implements driver.Driver.
 func (d *Driver) PollInterval() time.Duration { return d.config.PollInterval }
 

@@ -108,13 +108,36 @@ func (d *Driver) AppendManyTx(ctx context.Context, tx *sql.Tx, params []*driver.
 		}
 		out[i] = res
 	}
-	if err := insertEvents(ctx, tx, all, metas); err != nil {
-		return nil, err
-	}
-	if err := upsertStreams(ctx, tx, changed); err != nil {
+	if err := writeEvents(ctx, tx, all, metas, changed); err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// writeEvents inserts events and moves their streams to their last
+// events: all of it or, after an error, nothing (a failed statement undoes
+// itself; more than one INSERT run inside a savepoint), so that tx is
+// usable after an error (driver.Driver.AppendManyTxUndone).
+func writeEvents(ctx context.Context, tx *sql.Tx, events []event.Event, metas [][]byte, last map[string]event.Event) (err error) {
+	if len(events) > insertChunk {
+		if _, err := tx.ExecContext(ctx, `SAVEPOINT append_many`); err != nil {
+			return translate(ctx, "append", err)
+		}
+		defer func() {
+			if err != nil {
+				if _, undo := tx.ExecContext(ctx, `ROLLBACK TO append_many`); undo != nil {
+					err = errors.Join(err, translate(ctx, "append: undo", undo))
+				}
+			}
+			if _, release := tx.ExecContext(ctx, `RELEASE append_many`); release != nil {
+				err = errors.Join(err, translate(ctx, "append", release))
+			}
+		}()
+	}
+	if err := insertEvents(ctx, tx, events, metas); err != nil {
+		return err
+	}
+	return upsertStreams(ctx, tx, last)
 }
 
 // streamVersions reads the current version of every stream in params (0

@@ -168,6 +168,11 @@ func (d *Driver) ReadDB() *sql.DB { return d.read }
 // readers at once.
 func (d *Driver) SupportsListenNotify() bool { return false }
 
+// AppendManyTxUndone reports true: a failed statement undoes only its
+// own changes, and an AppendManyTx of more than one INSERT runs inside a
+// savepoint.
+func (d *Driver) AppendManyTxUndone() bool { return true }
+
 // Changed implements driver.Driver.
 func (d *Driver) Changed(context.Context) <-chan struct{} { return d.changed.Wait() }
 
