@@ -32,7 +32,8 @@ type Driver[TTx any] interface {
 	AppendTx(ctx context.Context, tx TTx, params *AppendParams) (*event.AppendResult, error)
 	// AppendManyTx is AppendTx for several streams at once, in order, in
 	// as few round trips as the database allows. It is meant for callers
-	// that looked the ids and keys up in tx first: an id already stored,
+	// that looked the ids and keys up in tx first, or that look them up
+	// after it failed (see AppendManyTxUndone): an id already stored,
 	// or a key already stored in its stream (see event.Event.Key), fails
 	// the call with event.ErrEventIDReused instead of being recognised as
 	// a repeat. It is the only append that stores keys; the events given

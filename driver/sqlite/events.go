@@ -124,6 +124,8 @@ func writeEvents(ctx context.Context, tx *sql.Tx, events []event.Event, metas []
 			return translate(ctx, "append", err)
 		}
 		defer func() {
+			// Undone even when ctx has ended: tx stays usable.
+			ctx := context.WithoutCancel(ctx)
 			if err != nil {
 				if _, undo := tx.ExecContext(ctx, `ROLLBACK TO append_many`); undo != nil {
 					err = errors.Join(err, translate(ctx, "append: undo", undo))
