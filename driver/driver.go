@@ -39,8 +39,9 @@ type Driver[TTx any] interface {
 	// a repeat. It is the only append that stores keys; the events given
 	// to Append and AppendTx have none.
 	AppendManyTx(ctx context.Context, tx TTx, params []*AppendParams) ([]*event.AppendResult, error)
-	// AppendManyTxUndone reports whether a failed AppendManyTx leaves tx
-	// as it was before the call, and usable. Then AppendIfAbsent appends
+	// AppendManyTxUndone reports whether an AppendManyTx that failed with
+	// event.ErrEventIDReused (an id or a key stored already) left tx as it
+	// was before the call, and usable. Then AppendIfAbsent appends
 	// events with keys before it looks the keys up, and looks them up only
 	// when the append finds one stored: a repeat costs a failed append,
 	// and a transaction in which nothing repeats does no lookup. Where a

@@ -114,21 +114,23 @@ func (d *Driver) AppendManyTx(ctx context.Context, tx *sql.Tx, params []*driver.
 	return out, nil
 }
 
-// writeEvents inserts events and moves their streams to their last
-// events: all of it or, after an error, nothing (a failed statement undoes
-// itself; more than one INSERT run inside a savepoint), so that tx is
-// usable after an error (driver.Driver.AppendManyTxUndone).
+// writeEvents inserts events, then moves their streams to their last
+// events. A stored id or key fails it with nothing written (a failed
+// statement undoes itself; more than one INSERT run inside a savepoint),
+// and tx stays usable (driver.Driver.AppendManyTxUndone).
 func writeEvents(ctx context.Context, tx *sql.Tx, events []event.Event, metas [][]byte, last map[string]event.Event) (err error) {
 	if len(events) > insertChunk {
 		if _, err := tx.ExecContext(ctx, `SAVEPOINT append_many`); err != nil {
 			return translate(ctx, "append", err)
 		}
 		defer func() {
-			// Undone even when ctx has ended: tx stays usable.
+			// Undone even when ctx has ended (unless it is tx's own).
 			ctx := context.WithoutCancel(ctx)
 			if err != nil {
 				if _, undo := tx.ExecContext(ctx, `ROLLBACK TO append_many`); undo != nil {
-					err = errors.Join(err, translate(ctx, "append: undo", undo))
+					// Not undone: the error must not pass for a repeat
+					// that a lookup could settle in tx.
+					err = fmt.Errorf("sqlite: append: undoing it after %v: %w", err, undo)
 				}
 			}
 			if _, release := tx.ExecContext(ctx, `RELEASE append_many`); release != nil {

@@ -169,7 +169,8 @@ func (d *Driver) ReadDB() *sql.DB { return d.read }
 func (d *Driver) SupportsListenNotify() bool { return false }
 
 // AppendManyTxUndone reports true: a failed statement undoes only its
-// own changes, and an AppendManyTx of more than one INSERT runs inside a
+// own changes, a stored id or key fails an INSERT before the streams are
+// written, and an AppendManyTx of more than one INSERT runs inside a
 // savepoint.
 func (d *Driver) AppendManyTxUndone() bool { return true }
 

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TestBenchIngest runs "bench ingest" with tiny bounds on SQLite: it prints
@@ -103,8 +104,9 @@ func TestBenchIngestValidate(t *testing.T) {
 }
 
 // TestBenchConn checks the load generator's connection: it keeps one
-// connection for many requests, reads a failure's answer, and opens a new
-// connection when the server closes the one it had.
+// connection for many requests, reads a failure's answer, opens a new
+// connection when the server closes the one it had (after an answer, or
+// while it was idle), and ends a request in flight when its context ends.
 func TestBenchConn(t *testing.T) {
 	t.Parallel()
 	var conns atomic.Int32
@@ -115,12 +117,17 @@ func TestBenchConn(t *testing.T) {
 			http.Error(w, "bad  request\nbody", http.StatusBadRequest)
 		case "bye":
 			w.Header().Set("Connection", "close")
+		case "wait":
+			<-r.Context().Done()
 		default:
 			if r.Header.Get("Content-Type") != "application/cloudevents+json" || r.URL.Path != "/v1/events" {
 				http.Error(w, "wrong request", http.StatusTeapot)
+				return
 			}
+			_, _ = io.WriteString(w, `{"position":1}`)
 		}
 	}))
+	srv.Config.IdleTimeout = 100 * time.Millisecond
 	srv.Config.ConnState = func(_ net.Conn, state http.ConnState) {
 		if state == http.StateNew {
 			conns.Add(1)
@@ -128,28 +135,35 @@ func TestBenchConn(t *testing.T) {
 	}
 	srv.Start()
 	defer srv.Close()
-	c := &benchConn{addr: srv.Listener.Addr().String(), path: "/v1/events"}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	c := &benchConn{ctx: ctx, addr: srv.Listener.Addr().String(), path: "/v1/events"}
 	defer c.close()
 	for i, tt := range []struct {
 		body   string
+		idle   time.Duration // before the request
 		status int
 		msg    string
 		conns  int32
 	}{
-		{"ok", http.StatusOK, "", 1},
-		{"ok", http.StatusOK, "", 1},
-		{"bad", http.StatusBadRequest, "bad request body", 1},
-		{"bye", http.StatusOK, "", 1},
-		{"ok", http.StatusOK, "", 2},
+		{body: "ok", status: http.StatusOK, conns: 1},
+		{body: "ok", status: http.StatusOK, conns: 1},
+		{body: "bad", status: http.StatusBadRequest, msg: "bad request body", conns: 1},
+		{body: "bye", status: http.StatusOK, conns: 1},
+		{body: "ok", status: http.StatusOK, conns: 2},
+		{body: "ok", idle: 400 * time.Millisecond, status: http.StatusOK, conns: 3},
 	} {
-		status, msg, err := c.post(t.Context(), "application/cloudevents+json", []byte(tt.body))
+		time.Sleep(tt.idle)
+		status, msg, err := c.post("application/cloudevents+json", []byte(tt.body))
 		if err != nil || status != tt.status || msg != tt.msg || conns.Load() != tt.conns {
 			t.Errorf("post %d (%s) = %d, %q, %v on %d connections; want %d, %q on %d", i, tt.body, status, msg, err, conns.Load(), tt.status, tt.msg, tt.conns)
 		}
 	}
-	ctx, cancel := context.WithCancel(t.Context())
-	cancel()
-	if _, _, err := c.post(ctx, "application/cloudevents+json", []byte("ok")); !errors.Is(err, context.Canceled) {
+	time.AfterFunc(100*time.Millisecond, cancel)
+	if _, _, err := c.post("application/cloudevents+json", []byte("wait")); !errors.Is(err, context.Canceled) {
+		t.Errorf("post cancelled in flight: %v, want context.Canceled", err)
+	}
+	if _, _, err := c.post("application/cloudevents+json", []byte("ok")); !errors.Is(err, context.Canceled) {
 		t.Errorf("post after cancel: %v, want context.Canceled", err)
 	}
 }
