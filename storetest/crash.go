@@ -84,6 +84,24 @@ func KillDuringAppends(t *testing.T, child *exec.Cmd, n int) []Ack {
 	return acks
 }
 
+// Main is a driver test binary's TestMain. Started by a storetest test as
+// one of its children (the environment has one of children's keys, such
+// as CrashChildEnv or ClaimChildEnv, set), it runs that child and exits,
+// non-zero if it failed; otherwise it runs the tests.
+func Main(m *testing.M, children map[string]func() error) {
+	for env, child := range children {
+		if os.Getenv(env) == "" {
+			continue
+		}
+		if err := child(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
 // startChild starts child with env set to 1 in its environment, and
 // returns its standard output. The child is killed, if still running,
 // when the test ends.

@@ -2,7 +2,6 @@ package postgres_test
 
 import (
 	"context"
-	"fmt"
 	"net/url"
 	"os"
 	"os/exec"
@@ -18,21 +17,10 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	if os.Getenv(storetest.ClaimChildEnv) != "" {
-		if err := claimChild(os.Getenv("RAWEVENTS_CLAIM_SCHEMA")); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
-	if os.Getenv(storetest.CrashChildEnv) != "" {
-		if err := crashChild(os.Getenv("RAWEVENTS_CRASH_SCHEMA")); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
-	os.Exit(m.Run())
+	storetest.Main(m, map[string]func() error{
+		storetest.ClaimChildEnv: func() error { return claimChild(os.Getenv("RAWEVENTS_CLAIM_SCHEMA")) },
+		storetest.CrashChildEnv: func() error { return crashChild(os.Getenv("RAWEVENTS_CRASH_SCHEMA")) },
+	})
 }
 
 func crashChild(schema string) error {

@@ -2,7 +2,6 @@ package sqlite_test
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,21 +13,10 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	if os.Getenv(storetest.ClaimChildEnv) != "" {
-		if err := claimChild(os.Getenv("RAWEVENTS_CLAIM_DB")); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
-	if os.Getenv(storetest.CrashChildEnv) != "" {
-		if err := crashChild(os.Getenv("RAWEVENTS_CRASH_DB")); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
-	os.Exit(m.Run())
+	storetest.Main(m, map[string]func() error{
+		storetest.ClaimChildEnv: func() error { return claimChild(os.Getenv("RAWEVENTS_CLAIM_DB")) },
+		storetest.CrashChildEnv: func() error { return crashChild(os.Getenv("RAWEVENTS_CRASH_DB")) },
+	})
 }
 
 func crashChild(path string) error {

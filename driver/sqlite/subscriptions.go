@@ -131,18 +131,25 @@ func (d *Driver) dropEnded(ctx context.Context, tx *sql.Tx, subscription, self s
 	}
 	var forget []string
 	for _, m := range ended {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM subscription_members WHERE subscription = ? AND owner = ?`, subscription, m.owner); err != nil {
-			return nil, translate(ctx, "claim", err)
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE subscription_partitions SET owner = NULL, lease_until = NULL, updated_at = ? WHERE subscription = ? AND owner = ?`,
-			now.UnixMicro(), subscription, m.owner); err != nil {
-			return nil, translate(ctx, "claim", err)
+		if err := endMembership(ctx, tx, "claim", subscription, m.owner, now.UnixMicro()); err != nil {
+			return nil, err
 		}
 		if forget, err = forgettable(ctx, tx, forget, m.lock); err != nil {
 			return nil, err
 		}
 	}
 	return forget, nil
+}
+
+// endMembership ends owner's membership of subscription in tx and frees
+// its partitions.
+func endMembership(ctx context.Context, tx *sql.Tx, op, subscription, owner string, now int64) error {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM subscription_members WHERE subscription = ? AND owner = ?`, subscription, owner); err != nil {
+		return translate(ctx, op, err)
+	}
+	_, err := tx.ExecContext(ctx, `UPDATE subscription_partitions SET owner = NULL, lease_until = NULL, updated_at = ? WHERE subscription = ? AND owner = ?`,
+		now, subscription, owner)
+	return translate(ctx, op, err)
 }
 
 // forgettable appends lock to forget if no membership names it in tx.
@@ -198,12 +205,7 @@ func (d *Driver) Release(ctx context.Context, p *driver.ReleaseParams) error {
 	err := d.InTx(ctx, func(tx *sql.Tx) error {
 		now := time.Now().UnixMicro()
 		if len(p.Partitions) == 0 {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM subscription_members WHERE subscription = ? AND owner = ?`, p.Subscription, p.Owner); err != nil {
-				return translate(ctx, "release", err)
-			}
-			_, err := tx.ExecContext(ctx, `UPDATE subscription_partitions SET owner = NULL, lease_until = NULL, updated_at = ? WHERE subscription = ? AND owner = ?`,
-				now, p.Subscription, p.Owner)
-			return translate(ctx, "release", err)
+			return endMembership(ctx, tx, "release", p.Subscription, p.Owner, now)
 		}
 		for _, part := range p.Partitions {
 			if _, err := tx.ExecContext(ctx, `UPDATE subscription_partitions SET owner = NULL, lease_until = NULL, updated_at = ? WHERE subscription = ? AND partition = ? AND owner = ?`,
